@@ -1,0 +1,61 @@
+"""Functional environments for the kit: one protocol (gymnax 1.0's), one registry, wrappers."""
+
+from envs.core import Environment, action_size, is_discrete, observation_shape, spaces
+from envs.registry import UnknownEnvironmentError, list_envs, make, register
+from envs.wrappers import (
+    EpisodeStatistics,
+    FlattenObservation,
+    NormalizeObservation,
+    NormalizeReward,
+    RescaleAction,
+    RunningMeanStd,
+    VectorEnv,
+    Wrapper,
+    find_observation_stats,
+    normalize_observation,
+)
+
+
+def make_vector(
+    env: Environment,
+    num_envs: int,
+    *,
+    normalize_obs: bool = False,
+    normalize_reward: bool = False,
+    gamma: float = 0.99,
+) -> Environment:
+    """The training stack every agent uses: episode statistics on the raw env, continuous actions
+    rescaled from [-1, 1], ``num_envs`` copies, then the optional shared normalisers."""
+    env = EpisodeStatistics(env)
+    if not is_discrete(env.action_space(env.default_params)):
+        env = RescaleAction(env)
+    env = VectorEnv(env, num_envs)
+    if normalize_obs:
+        env = NormalizeObservation(env)
+    if normalize_reward:
+        env = NormalizeReward(env, gamma=gamma)
+    return env
+
+
+__all__ = [
+    "Environment",
+    "EpisodeStatistics",
+    "FlattenObservation",
+    "NormalizeObservation",
+    "NormalizeReward",
+    "RescaleAction",
+    "RunningMeanStd",
+    "UnknownEnvironmentError",
+    "VectorEnv",
+    "Wrapper",
+    "action_size",
+    "find_observation_stats",
+    "is_discrete",
+    "list_envs",
+    "make",
+    "make_vector",
+    "normalize_observation",
+    "observation_shape",
+    "register",
+    "spaces",
+]

@@ -1,0 +1,252 @@
+"""Environment wrappers. Each keeps whatever statistics it needs inside the env state pytree, so
+that they are vmapped, scanned and checkpointed with everything else.
+
+Single-environment wrappers: ``EpisodeStatistics``, ``FlattenObservation``, ``RescaleAction``.
+``VectorEnv`` batches an environment over ``num_envs``; ``NormalizeObservation`` and
+``NormalizeReward`` sit on top of it so that their running statistics are shared by the batch
+(one normaliser for the policy, as in the deployed agent).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from envs.core import Environment, spaces
+
+
+class Wrapper(Environment):
+    """Delegates everything to the wrapped environment."""
+
+    def __init__(self, env: Environment):
+        self.env = env
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for attributes the wrapper itself lacks.
+        if name == "env":
+            raise AttributeError(name)
+        return getattr(self.env, name)
+
+    @property
+    def name(self) -> str:
+        return self.env.name
+
+    @property
+    def default_params(self) -> Any:
+        return self.env.default_params
+
+    @property
+    def num_actions(self) -> int:
+        return self.env.num_actions
+
+    def reset(self, key, params=None):
+        return self.env.reset(key, params)
+
+    def step(self, key, state, action, params=None):
+        return self.env.step(key, state, action, params)
+
+    def action_space(self, params=None):
+        return self.env.action_space(params)
+
+    def observation_space(self, params=None):
+        return self.env.observation_space(params)
+
+
+# --------------------------------------------------------------------------------------------
+# Single-environment wrappers
+
+
+@struct.dataclass
+class EpisodeStatisticsState:
+    env_state: Any
+    episode_return: jax.Array
+    episode_length: jax.Array
+
+
+class EpisodeStatistics(Wrapper):
+    """Adds the undiscounted return and length of each finished episode to ``info``.
+
+    ``info["episode_done"]`` marks steps that ended an episode (terminated or truncated), and
+    ``info["episode_return"]`` / ``info["episode_length"]`` are that episode's totals there (zero
+    elsewhere). Put it below reward normalisation so it reports the environment's true reward.
+    """
+
+    def reset(self, key, params=None):
+        obs, env_state = self.env.reset(key, params)
+        return obs, EpisodeStatisticsState(env_state, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
+
+    def step(self, key, state, action, params=None):
+        obs, env_state, reward, terminated, truncated, info = self.env.step(key, state.env_state, action, params)
+        done = terminated | truncated
+        episode_return = state.episode_return + reward
+        episode_length = state.episode_length + 1
+        info = dict(
+            info,
+            episode_done=done,
+            episode_return=jnp.where(done, episode_return, 0.0),
+            episode_length=jnp.where(done, episode_length, 0),
+        )
+        state = EpisodeStatisticsState(
+            env_state,
+            jnp.where(done, 0.0, episode_return),
+            jnp.where(done, 0, episode_length),
+        )
+        return obs, state, reward, terminated, truncated, info
+
+
+class FlattenObservation(Wrapper):
+    """Reshapes observations (and final observations) to one dimension."""
+
+    def reset(self, key, params=None):
+        obs, state = self.env.reset(key, params)
+        return obs.reshape(-1), state
+
+    def step(self, key, state, action, params=None):
+        obs, state, reward, terminated, truncated, info = self.env.step(key, state, action, params)
+        info = dict(info, final_observation=info["final_observation"].reshape(-1))
+        return obs.reshape(-1), state, reward, terminated, truncated, info
+
+    def observation_space(self, params=None):
+        space = self.env.observation_space(params)
+        size = 1
+        for d in space.shape:
+            size *= d
+        low = jnp.broadcast_to(jnp.asarray(space.low, jnp.float32), space.shape).reshape(-1)
+        high = jnp.broadcast_to(jnp.asarray(space.high, jnp.float32), space.shape).reshape(-1)
+        return spaces.Box(low=low, high=high, shape=(size,), dtype=jnp.float32)
+
+
+class RescaleAction(Wrapper):
+    """The agent acts in [-1, 1]^d; actions are clipped there and mapped affinely onto the
+    environment's [low, high]. Agents keep the unclipped sample for their log-probabilities."""
+
+    def __init__(self, env: Environment):
+        super().__init__(env)
+        space = env.action_space(env.default_params)
+        if not isinstance(space, spaces.Box):
+            raise TypeError("RescaleAction needs a continuous (Box) action space")
+        self._low = jnp.broadcast_to(jnp.asarray(space.low, jnp.float32), space.shape)
+        self._high = jnp.broadcast_to(jnp.asarray(space.high, jnp.float32), space.shape)
+        self._shape = tuple(space.shape)
+
+    def to_env_action(self, action: jax.Array) -> jax.Array:
+        action = jnp.clip(action, -1.0, 1.0)
+        return self._low + (action + 1.0) * 0.5 * (self._high - self._low)
+
+    def step(self, key, state, action, params=None):
+        return self.env.step(key, state, self.to_env_action(action).reshape(self._shape), params)
+
+    def action_space(self, params=None):
+        return spaces.Box(low=-1.0, high=1.0, shape=self._shape, dtype=jnp.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Vectorisation and batch-level normalisation
+
+
+class VectorEnv(Wrapper):
+    """``num_envs`` independent copies, stepped together with ``vmap``. Observations, rewards and
+    flags gain a leading batch axis; one key is split into one per copy."""
+
+    def __init__(self, env: Environment, num_envs: int):
+        super().__init__(env)
+        self.num_envs = int(num_envs)
+
+    def reset(self, key, params=None):
+        keys = jax.random.split(key, self.num_envs)
+        return jax.vmap(self.env.reset, in_axes=(0, None))(keys, params)
+
+    def step(self, key, state, action, params=None):
+        keys = jax.random.split(key, self.num_envs)
+        return jax.vmap(self.env.step, in_axes=(0, 0, 0, None))(keys, state, action, params)
+
+
+@struct.dataclass
+class RunningMeanStd:
+    """Mean and variance of a stream, merged batch by batch (Chan et al., 1979)."""
+
+    mean: jax.Array
+    var: jax.Array
+    count: jax.Array
+
+    @classmethod
+    def zeros(cls, shape: tuple[int, ...]) -> "RunningMeanStd":
+        return cls(jnp.zeros(shape, jnp.float32), jnp.ones(shape, jnp.float32), jnp.asarray(1e-4, jnp.float32))
+
+    def update(self, batch: jax.Array) -> "RunningMeanStd":
+        batch_mean = batch.mean(axis=0)
+        batch_var = batch.var(axis=0)
+        batch_count = batch.shape[0]
+        delta = batch_mean - self.mean
+        total = self.count + batch_count
+        mean = self.mean + delta * batch_count / total
+        m2 = self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total
+        return RunningMeanStd(mean, m2 / total, total)
+
+
+def normalize_observation(stats: RunningMeanStd, obs: jax.Array, clip: float = 10.0) -> jax.Array:
+    """The transform the policy sees; saved policies apply it with the statistics of their run."""
+    return jnp.clip((obs - stats.mean) / jnp.sqrt(stats.var + 1e-8), -clip, clip)
+
+
+@struct.dataclass
+class NormalizeObservationState:
+    env_state: Any
+    obs_stats: RunningMeanStd
+
+
+class NormalizeObservation(Wrapper):
+    """Standardises observations with running statistics shared across the batch (wrap a
+    ``VectorEnv``). Final observations are normalised with the same statistics."""
+
+    def reset(self, key, params=None):
+        obs, env_state = self.env.reset(key, params)
+        stats = RunningMeanStd.zeros(obs.shape[1:]).update(obs)
+        return normalize_observation(stats, obs), NormalizeObservationState(env_state, stats)
+
+    def step(self, key, state, action, params=None):
+        obs, env_state, reward, terminated, truncated, info = self.env.step(key, state.env_state, action, params)
+        stats = state.obs_stats.update(obs)
+        info = dict(info, final_observation=normalize_observation(stats, info["final_observation"]))
+        return normalize_observation(stats, obs), NormalizeObservationState(env_state, stats), reward, terminated, truncated, info
+
+
+@struct.dataclass
+class NormalizeRewardState:
+    env_state: Any
+    discounted_return: jax.Array
+    return_stats: RunningMeanStd
+
+
+class NormalizeReward(Wrapper):
+    """Scales rewards by the running standard deviation of the discounted return (wrap a
+    ``VectorEnv``). The return estimate restarts after every episode end, truncation included."""
+
+    def __init__(self, env: Environment, gamma: float = 0.99):
+        super().__init__(env)
+        self.gamma = float(gamma)
+
+    def reset(self, key, params=None):
+        obs, env_state = self.env.reset(key, params)
+        batch = obs.shape[0]
+        return obs, NormalizeRewardState(env_state, jnp.zeros((batch,), jnp.float32), RunningMeanStd.zeros(()))
+
+    def step(self, key, state, action, params=None):
+        obs, env_state, reward, terminated, truncated, info = self.env.step(key, state.env_state, action, params)
+        discounted_return = state.discounted_return * self.gamma + reward
+        stats = state.return_stats.update(discounted_return)
+        scaled = reward / jnp.sqrt(stats.var + 1e-8)
+        discounted_return = jnp.where(terminated | truncated, 0.0, discounted_return)
+        return obs, NormalizeRewardState(env_state, discounted_return, stats), scaled, terminated, truncated, info
+
+
+def find_observation_stats(state: Any) -> RunningMeanStd | None:
+    """The observation normaliser's statistics inside a (wrapped) env state, if there is one."""
+    while state is not None:
+        if isinstance(state, NormalizeObservationState):
+            return state.obs_stats
+        state = getattr(state, "env_state", None)
+    return None

@@ -1,0 +1,45 @@
+"""Plots a researcher would rather look at than read. Matplotlib with the Agg backend, so they
+work on machines without a display."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def learning_curve(frame: pd.DataFrame, path: str | Path | None = None, *, title: str = "", ax=None):
+    """Episode return against env steps: each seed faint, the mean over seeds bold, and a band of
+    one standard deviation across seeds. ``frame`` has columns step, seed, episode_return."""
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    curves = frame.pivot_table(index="step", columns="seed", values="episode_return", dropna=False)
+    for seed in curves.columns:
+        ax.plot(curves.index, curves[seed], color="tab:blue", alpha=0.25, linewidth=0.8)
+    mean, std = curves.mean(axis=1), curves.std(axis=1).fillna(0.0)
+    ax.plot(curves.index, mean, color="tab:blue", linewidth=2, label=f"mean of {curves.shape[1]} seeds")
+    ax.fill_between(curves.index, mean - std, mean + std, color="tab:blue", alpha=0.2, label="± 1 std")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("episode return")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    if own:
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path)
+            plt.close(fig)
+    return ax
+
+
+def summary_line(final_returns: np.ndarray) -> str:
+    finite = final_returns[np.isfinite(final_returns)]
+    if finite.size == 0:
+        return "no episode finished"
+    return f"final return {finite.mean():.1f} +- {finite.std():.1f} over {finite.size} seed{'s' if finite.size > 1 else ''}"

@@ -1,0 +1,86 @@
+"""The one rollout: ``num_steps`` steps of a vectorised environment under a policy, scanned."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+# policy(key, obs) -> (action, extras); extras is a dict of per-step arrays the agent wants kept
+# (log-probabilities, values, ...).
+Policy = Callable[[jax.Array, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
+
+
+@struct.dataclass
+class EnvCarry:
+    """What a rollout threads from one step to the next."""
+
+    env_state: Any
+    obs: jax.Array
+
+
+@struct.dataclass
+class Transition:
+    """A batch of transitions, [T, num_envs, ...] after a rollout."""
+
+    obs: jax.Array
+    action: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    next_obs: jax.Array  # the pre-reset observation the transition reached
+    extras: dict[str, jax.Array]
+    episode_done: jax.Array
+    episode_return: jax.Array
+    episode_length: jax.Array
+
+    @property
+    def done(self) -> jax.Array:
+        return self.terminated | self.truncated
+
+
+def env_reset(env, env_params, key: jax.Array) -> EnvCarry:
+    obs, env_state = env.reset(key, env_params)
+    return EnvCarry(env_state, obs)
+
+
+def rollout(
+    env, env_params, policy: Policy, carry: EnvCarry, key: jax.Array, num_steps: int
+) -> tuple[EnvCarry, Transition]:
+    """Steps ``env`` ``num_steps`` times. ``key`` is consumed: each step splits off one key for
+    the policy and one for the environment."""
+
+    def step(carry_and_key, _):
+        carry, key = carry_and_key
+        key, act_key, env_key = jax.random.split(key, 3)
+        action, extras = policy(act_key, carry.obs)
+        obs, env_state, reward, terminated, truncated, info = env.step(env_key, carry.env_state, action, env_params)
+        transition = Transition(
+            obs=carry.obs,
+            action=action,
+            reward=reward,
+            terminated=terminated,
+            truncated=truncated,
+            next_obs=info["final_observation"],
+            extras=extras,
+            episode_done=info["episode_done"],
+            episode_return=info["episode_return"],
+            episode_length=info["episode_length"],
+        )
+        return (EnvCarry(env_state, obs), key), transition
+
+    (carry, _), transitions = jax.lax.scan(step, (carry, key), None, length=num_steps)
+    return carry, transitions
+
+
+def episode_metrics(transitions: Transition) -> dict[str, jax.Array]:
+    """Sums over the episodes that ended in a batch; the runner turns them into means over each
+    logging window (so a window without a finished episode logs NaN, not a stale value)."""
+    done = transitions.episode_done.astype(jnp.float32)
+    return {
+        "episode_return_sum": (transitions.episode_return * done).sum(),
+        "episode_length_sum": (transitions.episode_length * done).sum(),
+        "episode_count": done.sum(),
+    }

@@ -1,0 +1,63 @@
+"""Run directories: ``config.json``, ``metrics.csv`` and ``curve.png`` of a training run.
+
+Files are written to a temporary name and renamed, so an interrupted write never leaves a
+half-written file in place of a good one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import jax
+
+from jaxrl.algorithms.base import ConfigError
+from jaxrl.plotting import learning_curve
+from jaxrl.runner import TrainResult, config_dict
+
+
+def prepare(out: str | os.PathLike, overwrite: bool) -> Path:
+    """Resolves the run directory; refuses one that already holds a run unless ``overwrite``."""
+    path = Path(out).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path} exists and is not a directory")
+    if (path / "config.json").exists() and not overwrite:
+        raise ConfigError(f"{path} already holds a run; pass --overwrite to replace it or choose another --out")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # keeps the suffix matplotlib reads
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def run_metadata(result: TrainResult) -> dict[str, Any]:
+    from jaxrl import __version__
+
+    return {
+        "algorithm": result.algorithm,
+        "env": result.env_name,
+        "env_overrides": result.env_overrides,
+        "seed": result.seed,
+        "num_seeds": len(result.seeds),
+        **config_dict(result.config, result.hparams),
+        "env_steps": int(result.steps[-1]) if len(result.steps) else 0,
+        "final_returns": [None if r != r else float(r) for r in result.final_returns],
+        "wall_time_s": round(result.wall_time, 3),
+        "compile_time_s": round(result.compile_time, 3),
+        "versions": {"jaxrl": __version__, "jax": jax.__version__, "python": platform.python_version()},
+        "backend": jax.default_backend(),
+    }
+
+
+def write(result: TrainResult, path: Path) -> None:
+    _atomic_write(path / "config.json", lambda p: p.write_text(json.dumps(run_metadata(result), indent=2) + "\n"))
+    frame = result.dataframe()
+    _atomic_write(path / "metrics.csv", lambda p: frame.to_csv(p, index=False))
+    title = f"{result.algorithm} on {result.env_name}"
+    _atomic_write(path / "curve.png", lambda p: learning_curve(frame, p, title=title))
