@@ -1,5 +1,7 @@
 """Functional environments for the kit: one protocol (gymnax 1.0's), one registry, wrappers."""
 
+from jaxrl import _platform  # noqa: F401  (XLA settings, before JAX starts a backend)
+
 from envs.core import Environment, action_size, is_discrete, observation_shape, spaces
 from envs.registry import UnknownEnvironmentError, list_envs, make, register
 from envs.wrappers import (

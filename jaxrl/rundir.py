@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +20,38 @@ from jaxrl.plotting import learning_curve
 from jaxrl.runner import TrainResult, config_dict
 
 
+# Subdirectories a run writes besides its files (see jaxrl.session); --overwrite clears them so
+# the new run's checkpoints and event files do not mix with the old run's.
+RUN_SUBDIRS = ("checkpoints", "tensorboard")
+
+
 def prepare(out: str | os.PathLike, overwrite: bool) -> Path:
-    """Resolves the run directory; refuses one that already holds a run unless ``overwrite``."""
+    """Resolves the run directory; refuses one that already holds a run (finished, or crashed
+    with checkpoints) unless ``overwrite``, which removes the old run's checkpoints and events."""
     path = Path(out).expanduser().resolve()
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{path} exists and is not a directory")
     if (path / "config.json").exists() and not overwrite:
         raise ConfigError(f"{path} already holds a run; pass --overwrite to replace it or choose another --out")
+    if (path / "checkpoints").exists() and not overwrite:
+        raise ConfigError(
+            f"{path} holds the checkpoints of an unfinished run; pass --resume {out} to continue it, "
+            "--overwrite to replace it, or choose another --out"
+        )
+    if overwrite:
+        for name in RUN_SUBDIRS:
+            sub = path / name
+            if sub.is_symlink():
+                sub.unlink()  # the link only, never what it points to
+            elif sub.is_dir():
+                shutil.rmtree(sub)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def _atomic_write(path: Path, write) -> None:
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # keeps the suffix matplotlib reads
+    tmp.unlink(missing_ok=True)  # a planted link there would otherwise redirect the write
     write(tmp)
     os.replace(tmp, path)
 

@@ -19,6 +19,7 @@ from flax import struct
 import envs
 from jaxrl.algorithms.base import Agent, Algorithm, check_batch, register, require
 from jaxrl.gae import gae
+from jaxrl.losses import clipped_surrogate_loss, normalize, value_loss
 from jaxrl.networks import ACTIVATIONS, Actor, Critic, Torso, torso_kind
 from jaxrl.rollout import EnvCarry, env_reset, episode_metrics, rollout
 
@@ -103,25 +104,22 @@ def build(config: PPOConfig, env: envs.Environment, env_params: Any) -> Agent:
         log_probs = dist.log_prob(actions)
         values = critic.apply(params["critic"], obs)
         if config.normalize_advantages:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-        ratio = jnp.exp(log_probs - old_log_probs)
-        clipped_ratio = jnp.clip(ratio, 1.0 - hparams.clip_eps, 1.0 + hparams.clip_eps)
-        policy_loss = -jnp.minimum(ratio * advantages, clipped_ratio * advantages).mean()
-        value_error = jnp.square(values - targets)
+            advantages = normalize(advantages)
+        policy_loss = clipped_surrogate_loss(log_probs, old_log_probs, advantages, hparams.clip_eps)
         if config.clip_value_loss:
-            clipped_values = old_values + jnp.clip(values - old_values, -hparams.clip_eps, hparams.clip_eps)
-            value_error = jnp.maximum(value_error, jnp.square(clipped_values - targets))
-        value_loss = 0.5 * value_error.mean()
+            critic_loss = value_loss(values, targets, old_values, hparams.clip_eps)
+        else:
+            critic_loss = value_loss(values, targets)
         entropy = dist.entropy().mean()
-        total = policy_loss + hparams.vf_coef * value_loss - hparams.ent_coef * entropy
-        approx_kl = ((ratio - 1.0) - (log_probs - old_log_probs)).mean()
-        clip_fraction = (jnp.abs(ratio - 1.0) > hparams.clip_eps).mean()
+        total = policy_loss + hparams.vf_coef * critic_loss - hparams.ent_coef * entropy
+        log_ratio = log_probs - old_log_probs
         return total, {
             "policy_loss": policy_loss,
-            "value_loss": value_loss,
+            "value_loss": critic_loss,
             "entropy": entropy,
-            "approx_kl": approx_kl,
-            "clip_fraction": clip_fraction,
+            # k3 estimator of KL(old || new) (Schulman, "Approximating KL Divergence", 2020)
+            "approx_kl": (jnp.exp(log_ratio) - 1.0 - log_ratio).mean(),
+            "clip_fraction": (jnp.abs(jnp.exp(log_ratio) - 1.0) > hparams.clip_eps).mean(),
         }
 
     def update(state: PPOState, hparams: PPOHParams) -> tuple[PPOState, dict[str, jax.Array]]:
@@ -190,10 +188,11 @@ def defaults(env_name: str, discrete: bool) -> tuple[PPOConfig, PPOHParams]:
     if discrete:
         return PPOConfig(), PPOHParams()
     # Continuous control: observation and reward normalisation, more data per update, no
-    # entropy bonus; a configuration that learns Pendulum-v1 and brax's small tasks.
+    # entropy bonus, shorter horizon. On Pendulum-v1 (4 seeds) it reaches about -185 after 50k
+    # steps and -155 after 500k (random: about -1200); see tests/test_ppo.py.
     return (
         PPOConfig(
-            total_steps=1_000_000,
+            total_steps=500_000,
             num_envs=16,
             num_steps=64,
             update_epochs=10,
