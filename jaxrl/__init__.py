@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",
+    "SweepResult",
     "TrainResult",
     "algorithms",
     "evaluate",
@@ -19,6 +20,7 @@ __all__ = [
     "get_algorithm",
     "list_algorithms",
     "load_policy",
+    "sweep",
     "train",
     "train_run",
     "__version__",
@@ -26,6 +28,8 @@ __all__ = [
 
 # Imported on first use: they pull in Orbax, which `import jaxrl` should not pay for.
 _LAZY = {"load_policy": "jaxrl.evaluation", "evaluate": "jaxrl.evaluation", "train_run": "jaxrl.session"}
+# Sweeps pull in pandas; their module is ``jaxrl.sweeps`` so the function can be ``jaxrl.sweep``.
+_LAZY.update(sweep="jaxrl.sweeps", SweepResult="jaxrl.sweeps")
 
 
 def __getattr__(name: str):

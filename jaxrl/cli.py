@@ -1,5 +1,5 @@
-"""The ``jaxrl`` command: ``train``, ``list``. Bad input ends with one line on stderr and exit
-code 2, never a traceback, and never touches an existing run."""
+"""The ``jaxrl`` command: ``train``, ``eval``, ``sweep``, ``list``. Bad input ends with one line on stderr
+and exit code 2, never a traceback, and never touches an existing run."""
 
 from __future__ import annotations
 
@@ -19,17 +19,22 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
-def _key_values(items: Sequence[str] | None, flag: str) -> dict[str, str]:
+def key_values(items: Sequence[str] | None, flag: str) -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; values stay text for the field parsers."""
     out: dict[str, str] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise UsageError(f"{flag} expects KEY=VALUE, got {item!r}")
-        out[key.strip()] = value.strip()
+        if key in out:
+            raise UsageError(f"{flag} gives {key} twice")
+        out[key] = value.strip()
     return out
 
 
-def _env_value(text: str) -> Any:
+def number_or_text(text: str) -> Any:
+    """An environment option from the command line: int, else float, else the text."""
     for cast in (int, float):
         try:
             return cast(text)
@@ -47,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train an agent on an environment over several seeds", description=(
         "Train ALGORITHM on --env, all seeds vmapped in one compiled program. Writes config.json, "
-        "metrics.csv and curve.png into --out."
+        "metrics.csv and curve.png into --out, and checkpoints of the whole run state into "
+        "--out/checkpoints, from which --resume continues a run that was stopped."
     ))
     train.add_argument("algorithm", help="algorithm name (see `jaxrl list`)")
     train.add_argument("--env", required=True, help="environment name, e.g. CartPole-v1 or brax/inverted_pendulum")
@@ -59,7 +65,30 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--log-every", type=int, default=None, help="updates per logged row (default: ~100 rows)")
     train.add_argument("--out", default=None, help="run directory to write (default: runs/<algorithm>-<env>)")
     train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    train.add_argument("--resume", metavar="RUN_DIR", default=None, help=(
+        "continue the run in RUN_DIR from its newest checkpoint; give the same algorithm, --env and "
+        "settings as the original command (a difference is refused)"))
+    train.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS", help=(
+        "save the whole run state every STEPS env steps per seed, rounded to a chunk boundary "
+        "(default: about 10 per run; 0: only at the end)"))
+    train.add_argument("--keep-checkpoints", type=int, default=2, metavar="K", help="keep the newest K checkpoints (default 2)")
+    train.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files to RUN_DIR/tensorboard (needs tensorboardX)")
+    train.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (needs wandb; project from WANDB_PROJECT)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    evaluate = sub.add_parser("eval", help="evaluate a trained run's deterministic policies", description=(
+        "Run the deterministic (greedy / mean) policy of every seed of RUN_DIR's newest checkpoint for "
+        "--episodes episodes, print the mean return with a 95% bootstrap interval and write RUN_DIR/eval.json."
+    ))
+    evaluate.add_argument("run_dir", help="a run directory written by `jaxrl train`")
+    evaluate.add_argument("--episodes", type=int, default=100, help="episodes per seed (default 100)")
+    evaluate.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
+    evaluate.add_argument("--max-steps", type=int, default=None, help="stop episodes after this many steps (default 100000)")
+    evaluate.add_argument("--render", action="store_true", help="also write RUN_DIR/episode.gif of one episode of seed 0")
+
+    from jaxrl.sweep_cli import add_parser as add_sweep_parser
+
+    add_sweep_parser(sub)
 
     sub.add_parser("list", help="list algorithms and environments")
     return parser
@@ -80,42 +109,94 @@ def _cmd_list() -> int:
     return 0
 
 
+def _safe_name(text: str) -> str:
+    """A single path component from a user-given name: no separators, no leading dots."""
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in text).lstrip(".")
+    return cleaned or "run"
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
-    from jaxrl import rundir
+    from pathlib import Path
+
     from jaxrl.algorithms import ConfigError
     from jaxrl.plotting import summary_line
-    from jaxrl.runner import train
+    from jaxrl.session import train_run
 
-    overrides: dict[str, Any] = _key_values(args.set, "--set")
+    overrides: dict[str, Any] = key_values(args.set, "--set")
     if args.total_steps is not None:
         overrides["total_steps"] = str(args.total_steps)
-    env_overrides = {k: _env_value(v) for k, v in _key_values(args.env_set, "--env-set").items()}
+    env_overrides = {k: number_or_text(v) for k, v in key_values(args.env_set, "--env-set").items()}
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
     if args.log_every is not None and args.log_every < 1:
         raise ConfigError(f"--log-every must be >= 1, got {args.log_every}")
-    out = args.out or f"runs/{args.algorithm}-{args.env.replace('/', '_')}"
-    # Validate everything (names, settings, the run directory) before any compilation.
-    from jaxrl.runner import resolve
-
-    resolve(args.algorithm, args.env, overrides=overrides, env_overrides=env_overrides)
-    path = rundir.prepare(out, args.overwrite)
-    result = train(
+    if args.checkpoint_every is not None and args.checkpoint_every < 0:
+        raise ConfigError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
+    if args.keep_checkpoints < 1:
+        raise ConfigError(f"--keep-checkpoints must be >= 1, got {args.keep_checkpoints}")
+    if args.resume is not None:
+        if args.overwrite:
+            raise ConfigError("--resume continues a run in place; it cannot be combined with --overwrite")
+        if args.out is not None and Path(args.out).expanduser().resolve() != Path(args.resume).expanduser().resolve():
+            raise ConfigError("--resume continues the run in its own directory; leave out --out or give the same one")
+        out = args.resume
+    else:
+        out = args.out or f"runs/{_safe_name(args.algorithm)}-{_safe_name(args.env.replace('/', '_'))}"
+    # train_run validates names, settings, loggers and the run directory (or checkpoint) before
+    # any compilation, and touches nothing on disk when they are wrong.
+    result = train_run(
         args.algorithm,
         args.env,
+        out,
         overrides=overrides,
         env_overrides=env_overrides,
         seed=args.seed,
         num_seeds=args.seeds,
         log_every=args.log_every,
+        checkpoint_every=args.checkpoint_every,
+        keep_checkpoints=args.keep_checkpoints,
+        resume=args.resume is not None,
+        overwrite=args.overwrite,
+        tensorboard=args.tensorboard,
+        wandb=args.wandb,
         progress=not args.quiet,
     )
-    rundir.write(result, path)
     steps = int(result.steps[-1]) if len(result.steps) else 0
+    path = Path(out).expanduser().resolve()
     print(
         f"{result.algorithm} on {result.env_name}: {summary_line(result.final_returns)} "
         f"({steps:,} steps per seed, {result.wall_time:.1f} s incl. {result.compile_time:.1f} s compile) -> {path}"
     )
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from jaxrl.algorithms import ConfigError
+    from jaxrl.evaluation import check_renderable, evaluate_loaded, render_loaded
+    from jaxrl.rundir import _atomic_write
+    from jaxrl.session import load_run
+
+    if args.episodes < 1:
+        raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
+    if args.max_steps is not None and args.max_steps < 1:
+        raise ConfigError(f"--max-steps must be >= 1, got {args.max_steps}")
+    run = load_run(args.run_dir)
+    if args.render:
+        check_renderable(run)  # refuse before evaluating, not after
+    report = evaluate_loaded(run, args.episodes, seed=args.seed, max_steps=args.max_steps)
+    _atomic_write(run.path / "eval.json", lambda p: p.write_text(json.dumps(report.to_json(), indent=2) + "\n"))
+    low, high = report.ci95
+    seeds = report.returns.shape[0]
+    print(
+        f"{report.algorithm} on {report.env_name} at {report.checkpoint_env_steps:,} steps: mean return "
+        f"{report.mean_return:.1f} (95% CI {low:.1f} to {high:.1f}) over {seeds} seed{'s' if seeds > 1 else ''} "
+        f"x {report.episodes} episodes -> {run.path / 'eval.json'}"
+    )
+    if args.render:
+        gif = render_loaded(run, seed=args.seed, max_steps=args.max_steps)
+        print(f"one episode of seed 0 -> {gif}")
     return 0
 
 
@@ -128,6 +209,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "list":
             return _cmd_list()
+        if args.command == "eval":
+            return _cmd_eval(args)
+        if args.command == "sweep":
+            from jaxrl.sweep_cli import run_command
+
+            return run_command(args)
         return _cmd_train(args)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)

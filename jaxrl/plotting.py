@@ -1,16 +1,13 @@
-"""Plots a researcher would rather look at than read. Matplotlib with the Agg backend, so they
-work on machines without a display."""
+"""Plots a researcher would rather look at than read. No backend is forced: matplotlib picks Agg
+on a machine without a display, and notebooks keep their inline figures."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
 
 def learning_curve(frame: pd.DataFrame, path: str | Path | None = None, *, title: str = "", ax=None):

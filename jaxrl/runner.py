@@ -85,16 +85,22 @@ class CompiledRun:
         return self.executables[signature], time.perf_counter() - start
 
 
-def compile_run(agent: Agent, hparam_axes: Any, logs_per_chunk: int) -> CompiledRun:
+def compile_run(agent: Agent, hparam_axes: Any, logs_per_chunk: int, mesh: jax.sharding.Mesh | None = None) -> CompiledRun:
     """Builds the vmapped, jitted ``init(keys, hparams)`` and
     ``chunk(state, hparams, window_sizes) -> (state, rows)``. ``hparam_axes`` says, per
-    hyperparameter leaf, whether it varies along the run axis (0) or is shared (None)."""
+    hyperparameter leaf, whether it varies along the run axis (0) or is shared (None).
+
+    With a ``mesh`` (one axis, ``"runs"``), the run axis is split over its devices: each device
+    runs the vmapped program on its own slice of runs (``shard_map``), so there is no
+    communication between devices and the state stays split along its leading axis. The number
+    of runs must then be a multiple of the number of devices (``jaxrl.sweep`` pads them)."""
 
     def init_one(key, hparams):
         _COMPILES["count"] += 1  # runs at trace time only
         return agent.init(key, hparams)
 
     def window(state, hparams, num_updates):
+        # The trip count is traced, so a final partial window needs no second compilation.
         template = jax.eval_shape(agent.update, state, hparams)[1]
         zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, jnp.float32), template)
 
@@ -114,8 +120,29 @@ def compile_run(agent: Agent, hparam_axes: Any, logs_per_chunk: int) -> Compiled
 
         return jax.lax.scan(step, state, window_sizes)
 
-    init = jax.jit(jax.vmap(init_one, in_axes=(0, hparam_axes)))
-    chunk = jax.jit(jax.vmap(chunk_one, in_axes=(0, hparam_axes, None)), donate_argnums=(0,))
+    def init_all(keys, hparams):
+        # lax.map, not vmap: a batched QR (the orthogonal initialiser) can deadlock XLA's CPU
+        # runtime on 2 cores, and initialising runs one by one makes each run's initial state
+        # independent of how many runs are beside it. Init is run once, so its speed is moot.
+        num_runs = keys.shape[0]
+        per_run = jax.tree.map(
+            lambda axis, x: x if axis == 0 else jnp.broadcast_to(x, (num_runs, *jnp.shape(x))),
+            hparam_axes,
+            hparams,
+            is_leaf=lambda x: x is None,
+        )
+        return jax.lax.map(lambda args: init_one(*args), (keys, per_run))
+
+    chunk_all = jax.vmap(chunk_one, in_axes=(0, hparam_axes, None))
+    if mesh is not None:
+        # Runs are independent, so a device needs nothing from another: shard_map states that
+        # outright instead of leaving the partitioner to infer it (which may replicate leaves).
+        runs, shared = jax.sharding.PartitionSpec("runs"), jax.sharding.PartitionSpec()
+        hparam_specs = jax.tree.map(lambda axis: shared if axis is None else runs, hparam_axes, is_leaf=lambda x: x is None)
+        init_all = jax.shard_map(init_all, mesh=mesh, in_specs=(runs, hparam_specs), out_specs=runs, check_vma=False)
+        chunk_all = jax.shard_map(chunk_all, mesh=mesh, in_specs=(runs, hparam_specs, shared), out_specs=runs, check_vma=False)
+    init = jax.jit(init_all)
+    chunk = jax.jit(chunk_all, donate_argnums=(0,))
     return CompiledRun(init=init, chunk=chunk, logs_per_chunk=logs_per_chunk)
 
 
@@ -135,7 +162,9 @@ def default_log_every(num_updates: int, rows: int = 100) -> int:
     return max(1, num_updates // rows)
 
 
-def default_logs_per_chunk(num_logs: int, chunks: int = 20) -> int:
+def default_logs_per_chunk(num_logs: int, chunks: int = 10) -> int:
+    # Each chunk costs a few milliseconds of host round trip (experiments/bench/README.md);
+    # about ten per run keeps that under 5% of a half-minute CPU run and still shows progress.
     return max(1, math.ceil(num_logs / chunks))
 
 
@@ -159,10 +188,16 @@ def execute(
     progress: Callable[[int, dict[str, np.ndarray]], None] | None = None,
     state: Any = None,
     start_update: int = 0,
+    on_chunk: Callable[[Any, int], None] | None = None,
 ) -> RunOutput:
     """Runs ``num_updates`` updates (from ``start_update`` with a given ``state``, or from
     ``init``) and gathers the logged rows. ``progress(env_steps_done, rows)`` is called after
-    each chunk with that chunk's rows."""
+    each chunk with that chunk's rows.
+
+    ``on_chunk(state, updates_done)`` is called after each chunk with the run state at that
+    chunk's end (e.g. to checkpoint it), once ``progress`` has seen every row up to there. The
+    state's buffers are donated to the next chunk, so the hook must copy what it keeps. With a
+    hook, the host waits for each chunk before dispatching the next."""
     t0 = time.perf_counter()
     compile_time = 0.0
     if state is None:
@@ -173,14 +208,22 @@ def execute(
     steps: list[int] = []
     done_updates = start_update
     pending = None
+    executable = None
     for sizes in plan:
-        executable, seconds = compiled.executable("chunk", state, hparams, sizes)
-        compile_time += seconds
+        if executable is None:  # shapes don't change between chunks: look it up once
+            executable, seconds = compiled.executable("chunk", state, hparams, sizes)
+            compile_time += seconds
         state, chunk_rows = executable(state, hparams, sizes)
         if pending is not None:
             _collect(pending, rows, steps, progress, steps_per_update)
         pending = (chunk_rows, sizes, done_updates)
         done_updates += int(sizes.sum())
+        if on_chunk is not None:
+            # The hook must see this chunk's state before the next dispatch donates it, and a
+            # checkpoint of it must hold every row up to here: collect now, not one chunk late.
+            _collect(pending, rows, steps, progress, steps_per_update)
+            pending = None
+            on_chunk(state, done_updates)
     if pending is not None:
         _collect(pending, rows, steps, progress, steps_per_update)
     jax.block_until_ready(state)
@@ -188,10 +231,20 @@ def execute(
     return RunOutput(state, metrics, np.asarray(steps, np.int64), time.perf_counter() - t0, compile_time)
 
 
+def _to_host(x: Any) -> np.ndarray:
+    """A device array as numpy. Runs split over several hosts (``jax.distributed``) are first
+    gathered from every process, so each host sees all rows."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)
+
+
 def _collect(pending, rows, steps, progress, steps_per_update):
     chunk_rows, sizes, start = pending
     active = int((sizes > 0).sum())
-    host = {name: np.asarray(v)[:, :active] for name, v in chunk_rows.items()}
+    host = {name: _to_host(v)[:, :active] for name, v in chunk_rows.items()}
     rows.append(host)
     ends = start + np.cumsum(sizes[:active])
     steps.extend(int(e) * steps_per_update for e in ends)
@@ -288,14 +341,14 @@ def build_agent(algo: Algorithm, env_name: str, env_overrides: dict[str, Any], e
     return _BUILD_CACHE[key][0]
 
 
-def compiled_for(agent: Agent, hparam_axes: Any, logs_per_chunk: int) -> CompiledRun:
+def compiled_for(agent: Agent, hparam_axes: Any, logs_per_chunk: int, mesh: jax.sharding.Mesh | None = None) -> CompiledRun:
     for built, cache in _BUILD_CACHE.values():
         if built is agent:
-            key = (jax.tree.structure(hparam_axes, is_leaf=lambda x: x is None), tuple(jax.tree.leaves(hparam_axes, is_leaf=lambda x: x is None)), logs_per_chunk)
+            key = (jax.tree.structure(hparam_axes, is_leaf=lambda x: x is None), tuple(jax.tree.leaves(hparam_axes, is_leaf=lambda x: x is None)), logs_per_chunk, mesh)
             if key not in cache:
-                cache[key] = compile_run(agent, hparam_axes, logs_per_chunk)
+                cache[key] = compile_run(agent, hparam_axes, logs_per_chunk, mesh)
             return cache[key]
-    return compile_run(agent, hparam_axes, logs_per_chunk)
+    return compile_run(agent, hparam_axes, logs_per_chunk, mesh)
 
 
 def train(
@@ -311,12 +364,19 @@ def train(
     log_every: int | None = None,
     logs_per_chunk: int | None = None,
     progress: bool | Callable[[int, dict[str, np.ndarray]], None] = False,
+    on_chunk: Callable[[Any, int], None] | None = None,
+    state: Any = None,
+    start_update: int = 0,
 ) -> TrainResult:
     """Trains ``num_seeds`` independent runs of one configuration as one compiled program.
 
     >>> result = train("ppo", "CartPole-v1", num_seeds=2, overrides={"total_steps": 20_000})
     >>> result.final_returns.shape
     (2,)
+
+    ``state``/``start_update`` continue a run from a saved state (its metrics then hold only
+    the rows from ``start_update`` on) and ``on_chunk`` is ``execute``'s hook; ``jaxrl.session``
+    uses them for checkpoints and resume.
     """
     if num_seeds < 1:
         raise ConfigError(f"num_seeds must be >= 1, got {num_seeds}")
@@ -343,6 +403,9 @@ def train(
         steps_per_update=agent.steps_per_update,
         log_every=log_every,
         progress=callback,
+        state=state,
+        start_update=start_update,
+        on_chunk=on_chunk,
     )
     if progress is True:
         callback.close()

@@ -82,3 +82,10 @@ def test_discrete_only_algorithm_rejects_continuous_env():
     discrete_only = Algorithm(**{**{f.name: getattr(PPO, f.name) for f in dataclasses.fields(PPO)}, "name": "ppo-discrete", "continuous": False})
     with pytest.raises(ConfigError, match="needs discrete actions"):
         runner.resolve(discrete_only, "Pendulum-v1")
+
+
+def test_ppo_uses_cnn_torso_on_minatar():
+    result = jaxrl.train("ppo", "Breakout-MinAtar", overrides={"total_steps": 2048})
+    params = result.state.params["actor"]["params"]["torso"]
+    assert "Conv_0" in params and params["Conv_0"]["kernel"].shape[-1] == 16
+    assert np.isfinite(result.metrics["policy_loss"]).all()

@@ -15,13 +15,13 @@ import pathlib
 import sys
 import time
 
+import jaxrl  # first: both implementations run under the kit's XLA settings
+
 import jax
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import plain_ppo  # noqa: E402
-
-import jaxrl  # noqa: E402
 
 
 def bench_plain(total_steps: int, num_seeds: int, repeats: int) -> tuple[float, float, float]:
