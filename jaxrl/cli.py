@@ -19,15 +19,16 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
-def key_values(items: Sequence[str] | None, flag: str) -> dict[str, str]:
-    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; values stay text for the field parsers."""
+def key_values(items: Sequence[str] | None, flag: str, *, unique: bool = False) -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; values stay text for the field parsers. A
+    repeated key takes its last value, or is an error with ``unique`` (a sweep axis given twice)."""
     out: dict[str, str] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise UsageError(f"{flag} expects KEY=VALUE, got {item!r}")
-        if key in out:
+        if unique and key in out:
             raise UsageError(f"{flag} gives {key} twice")
         out[key] = value.strip()
     return out

@@ -256,6 +256,16 @@ def _collect(pending, rows, steps, progress, steps_per_update):
 # Training: one algorithm, one environment, several seeds
 
 
+def last_finite(returns: np.ndarray) -> np.ndarray:
+    """Per run (rows of [runs, logs]): the last finite logged value, NaN if there is none."""
+    out = np.full(returns.shape[0], np.nan)
+    for i, row in enumerate(returns):
+        finite = np.flatnonzero(np.isfinite(row))
+        if finite.size:
+            out[i] = row[finite[-1]]
+    return out
+
+
 @dataclass
 class TrainResult:
     algorithm: str
@@ -276,13 +286,7 @@ class TrainResult:
     def final_returns(self) -> np.ndarray:
         """Per seed: the mean return of the episodes that ended in the last logged window that
         had any (NaN if none ever did)."""
-        returns = self.metrics["episode_return"]
-        out = np.full(returns.shape[0], np.nan)
-        for i, row in enumerate(returns):
-            finite = np.flatnonzero(np.isfinite(row))
-            if finite.size:
-                out[i] = row[finite[-1]]
-        return out
+        return last_finite(self.metrics["episode_return"])
 
     def dataframe(self):
         """Tidy metrics: one row per seed and logged step."""

@@ -56,7 +56,7 @@ def parse_grid(items: Sequence[str] | None) -> dict[str, list[str]] | None:
     parsed by its field's type (``64x64`` is a tuple for ``hidden_sizes``)."""
     if not items:
         return None
-    return {name: [v.strip() for v in text.split(",") if v.strip()] for name, text in key_values(items, "--grid").items()}
+    return {name: [v.strip() for v in text.split(",") if v.strip()] for name, text in key_values(items, "--grid", unique=True).items()}
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -81,7 +81,7 @@ def run_command(args: argparse.Namespace) -> int:
         args.algorithm,
         args.env,
         grid=parse_grid(args.grid),
-        random=key_values(args.random, "--random") if args.random else None,
+        random=key_values(args.random, "--random", unique=True) if args.random else None,
         samples=args.samples,
         seeds=args.seeds,
         overrides=overrides,

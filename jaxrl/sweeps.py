@@ -351,16 +351,6 @@ def _place(mesh: jax.sharding.Mesh, keys: jax.Array, hparams: Any, swept: Sequen
     return keys, shared.replace(**{n: jax.device_put(getattr(hparams, n), per_run) for n in swept})
 
 
-def _final(returns: np.ndarray) -> np.ndarray:
-    """Per run (rows of [runs, logs]): the last finite logged return, NaN if none."""
-    out = np.full(returns.shape[0], np.nan)
-    for i, row in enumerate(returns):
-        finite = np.flatnonzero(np.isfinite(row))
-        if finite.size:
-            out[i] = row[finite[-1]]
-    return out
-
-
 class _SweepProgress:
     """One tqdm bar over the environment steps of all runs of all groups."""
 
@@ -469,7 +459,7 @@ def run(
         compile_time += output.compile_time
         done_before += num_runs * num_updates * agent.steps_per_update
         metrics = {name: values[:num_runs] for name, values in output.metrics.items()}
-        finals[group.config_ids] = _final(metrics["episode_return"]).reshape(len(group.config_ids), p.seeds)
+        finals[group.config_ids] = runner.last_finite(metrics["episode_return"]).reshape(len(group.config_ids), p.seeds)
         frames.append(_tidy(p, group, metrics, output.steps))
         del output  # the final states of a group are not kept: a sweep's memory is its metrics
     if bar is not None:
