@@ -380,27 +380,42 @@ def _restore_for_resume(
     """The newest checkpoint's state and metadata, after checking it is this run's."""
     with CheckpointStore(path / CHECKPOINTS) as reader:
         step = reader.latest_step()
-        saved = reader.read_metadata(step)
-        if saved.get("kind") != "train" or saved.get("format") != METADATA_FORMAT:
-            raise CheckpointError(f"cannot resume {path}: checkpoint {step} is not a training checkpoint of this kit")
-        for field in RESUME_FIELDS:
-            difference = first_difference(saved.get(field), spec[field], field)
-            if difference:
-                raise CheckpointError(f"cannot resume {path}: {difference}")
+        check_resumable(path, step, reader.read_metadata(step), spec, RESUME_FIELDS, "training")
         state, saved = reader.restore(_init_template(agent, seed, num_seeds, hparams), step)
     updates_done = _metadata_int(saved, "updates_done")
     if updates_done > spec["num_updates"] or updates_done * spec["steps_per_update"] != step:
         raise CheckpointError(f"cannot resume {path}: checkpoint {step} disagrees with its own progress metadata")
     if not isinstance(saved.get("metrics"), dict):
         raise CheckpointError(f"cannot resume {path}: checkpoint {step} holds no metric rows")
+    warn_if_other_jax(saved, stacklevel=4)
+    return state, saved
+
+
+def check_resumable(
+    path: Path, step: int, saved: Mapping[str, Any], spec: Mapping[str, Any], fields: tuple[str, ...], what: str
+) -> None:
+    """Refuses (``CheckpointError``, one line) to resume ``path`` from checkpoint ``step`` unless
+    its metadata ``saved`` is of the same kind and format as ``spec`` and agrees with it on every
+    one of ``fields``, checked in order; the first difference is named. Shared by training runs
+    and sweeps, so both refuse an incompatible resume the same way."""
+    if saved.get("kind") != spec["kind"] or saved.get("format") != spec["format"]:
+        raise CheckpointError(f"cannot resume {path}: checkpoint {step} is not a {what} checkpoint of this kit")
+    for field in fields:
+        difference = first_difference(saved.get(field), spec[field], field)
+        if difference:
+            raise CheckpointError(f"cannot resume {path}: {difference}")
+
+
+def warn_if_other_jax(saved: Mapping[str, Any], stacklevel: int = 3) -> None:
+    """Warns when the checkpoint was written by another jax version: resuming is still allowed,
+    but bitwise equality with an uninterrupted run is then not promised."""
     saved_jax = (saved.get("versions") or {}).get("jax")
     if saved_jax != jax.__version__:
         warnings.warn(
             f"checkpoint written with jax {saved_jax}, resuming with jax {jax.__version__}: "
             "the continued run may differ from an uninterrupted one in the last bits",
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
-    return state, saved
 
 
 # --------------------------------------------------------------------------------------------

@@ -48,6 +48,13 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--log-every", type=int, default=None, help="updates per logged row (default: ~100 rows)")
     parser.add_argument("--out", default=None, help="directory to write (default: runs/sweep-<algorithm>-<env>)")
     parser.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    parser.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS", help=(
+        "checkpoint the sweep into --out/checkpoints every STEPS env steps per run (and at the end of "
+        "each program); without it and without --resume the sweep keeps no checkpoints"))
+    parser.add_argument("--keep-checkpoints", type=int, default=2, metavar="K", help="keep the newest K checkpoints (default 2)")
+    parser.add_argument("--resume", metavar="RUN_DIR", default=None, help=(
+        "continue the sweep in RUN_DIR from its newest checkpoint; give the same sweep (algorithm, "
+        "--env, --grid/--random, --seeds, --set, --checkpoint-every ...)"))
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -88,10 +95,33 @@ def run_command(args: argparse.Namespace) -> int:
         env_overrides=env_overrides,
         seed=args.seed,
     )
+    if args.resume is not None:
+        if args.overwrite:
+            raise ConfigError("--resume continues a sweep in place; it cannot be combined with --overwrite")
+        if args.out is not None and Path(args.out).expanduser().resolve() != Path(args.resume).expanduser().resolve():
+            raise ConfigError("--resume continues the sweep in its own directory; leave out --out or give the same one")
+    if args.keep_checkpoints < 1:
+        raise ConfigError(f"--keep-checkpoints must be >= 1, got {args.keep_checkpoints}")
     safe_env = "".join(c if c.isalnum() or c in "-_." else "_" for c in args.env)
-    path = rundir.prepare(args.out or f"runs/sweep-{args.algorithm}-{safe_env}", args.overwrite)
-    result = run(sweep_plan, log_every=args.log_every, progress=not args.quiet)
-    result.write(path)
+    out = args.resume or args.out or f"runs/sweep-{args.algorithm}-{safe_env}"
+    if args.resume is None and args.checkpoint_every is None:
+        # Without checkpoints the run directory is only written at the end, as before.
+        path = rundir.prepare(out, args.overwrite)
+        result = run(sweep_plan, log_every=args.log_every, progress=not args.quiet)
+        result.write(path)
+    else:
+        # run() checks a resumed checkpoint (or refuses an occupied directory) before training.
+        path = Path(out).expanduser().resolve()
+        result = run(
+            sweep_plan,
+            log_every=args.log_every,
+            progress=not args.quiet,
+            run_dir=out,
+            checkpoint_every=args.checkpoint_every,
+            keep_checkpoints=args.keep_checkpoints,
+            resume=args.resume is not None,
+            overwrite=args.overwrite,
+        )
     runs = len(result.configs) * result.seeds
     print(
         f"{result.summary_line()}; {runs} runs, {result.num_compilations} compilation"

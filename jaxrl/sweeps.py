@@ -44,6 +44,7 @@ import pandas as pd
 import envs
 from jaxrl import runner, stats
 from jaxrl.algorithms.base import Algorithm, ConfigError, apply_overrides
+from jaxrl.checkpoint import decode_rows, encode_rows
 
 DISTRIBUTIONS = ("loguniform", "uniform", "int-uniform", "choice")
 
@@ -391,17 +392,41 @@ def run(
     logs_per_chunk: int | None = None,
     progress: bool | Callable[[int, int], None] = False,
     devices: Sequence[jax.Device] | None = None,
+    run_dir: str | Path | None = None,
+    checkpoint_every: int | None = None,
+    keep_checkpoints: int = 2,
+    resume: bool = False,
+    overwrite: bool = False,
 ) -> "SweepResult":
     """Trains every run of a planned sweep: one compiled program per structural group, its runs
     sharded over ``devices`` (default: all of ``jax.devices()``; pass one device to not shard).
     ``progress`` is True for a bar, or ``progress(env_steps_done, env_steps_total)`` summed over
-    all runs."""
+    all runs.
+
+    With ``run_dir`` the sweep lives in that directory: it checkpoints every ``checkpoint_every``
+    env steps per run (``jaxrl.session.plan_checkpoints``; each group also at its end), keeping
+    the newest ``keep_checkpoints``, and writes its results there when done. A checkpoint holds
+    the in-progress group's state and its rows so far, and the rows of every completed group.
+    ``resume=True`` continues from the newest checkpoint, so results.csv is bitwise the one an
+    uninterrupted sweep writes; a checkpoint of a different sweep raises ``CheckpointError``
+    naming the first difference, before anything on disk changes."""
+    from jaxrl import rundir, session
+    from jaxrl.checkpoint import CheckpointStore
+
     p = sweep_plan
     devices = list(jax.devices() if devices is None else devices)
     if not devices:
         raise ConfigError("no devices to run the sweep on")
     if log_every is not None and log_every < 1:
         raise ConfigError(f"log_every must be >= 1, got {log_every}")
+    if run_dir is None and (resume or checkpoint_every is not None):
+        raise ConfigError("checkpoints (checkpoint_every, resume) need a run directory (run_dir, --out)")
+    if resume and overwrite:
+        raise ConfigError("resume continues a sweep in place and cannot be combined with overwrite")
+    if keep_checkpoints < 1:
+        raise ConfigError(f"keep_checkpoints must be >= 1, got {keep_checkpoints}")
+    if checkpoint_every is not None and checkpoint_every < 0:
+        raise ConfigError(f"checkpoint_every must be >= 0 env steps, got {checkpoint_every}")
     # One device: the plain vmapped program, exactly what ``jaxrl.train`` runs.
     mesh = jax.sharding.Mesh(np.asarray(devices), ("runs",)) if len(devices) > 1 else None
 
@@ -412,60 +437,63 @@ def run(
         len(g.config_ids) * p.seeds * (g.config.total_steps // a.steps_per_update) * a.steps_per_update
         for g, a in zip(p.groups, agents)
     )
+    spec = _checkpoint_spec(p, log_every, checkpoint_every)
+    saved: dict[str, Any] | None = None
+    path: Path | None = None
+    if run_dir is not None and resume:
+        # Only reads: a mismatch must leave the directory exactly as it was.
+        path = session.existing_run_dir(run_dir)
+        with CheckpointStore(path / session.CHECKPOINTS) as reader:
+            saved_step = reader.latest_step()
+            saved = reader.read_metadata(saved_step)
+            session.check_resumable(path, saved_step, saved, spec, SWEEP_RESUME_FIELDS, "sweep")
+        session.warn_if_other_jax(saved)
+    elif run_dir is not None:
+        path = rundir.prepare(run_dir, overwrite)
+    # Completed groups' rows (encoded exactly as saved) by group index; a resumed sweep starts with
+    # those of its checkpoint and skips their groups.
+    completed: dict[str, Any] = dict(saved["completed"]) if saved else {}
+    store = CheckpointStore(path / session.CHECKPOINTS, keep=keep_checkpoints, writable=True) if path else None
     bar = _SweepProgress(total_steps, f"sweep {p.algo.name} {p.env_name}") if progress is True else None
     t0 = time.perf_counter()
     traces_before = runner.compile_count()
     compile_time, num_compilations, done_before = 0.0, 0, 0
     frames, finals = [], np.full((len(p.values), p.seeds), np.nan)
-    for index, (group, agent) in enumerate(zip(p.groups, agents)):
-        num_runs = len(group.config_ids) * p.seeds
-        padded = math.ceil(num_runs / len(devices)) * len(devices)
-        # Padding repeats run 0 (a valid key and valid hyperparameters); its results are dropped.
-        source = np.concatenate([np.arange(num_runs), np.zeros(padded - num_runs, np.int64)])
-        seed_indices = np.tile(np.arange(p.seeds), len(group.config_ids))[source]
-        keys = runner.run_keys(p.seed, seed_indices)
-        hparams = _stack([p.hparams[i] for i in group.config_ids], p.names, repeat=p.seeds)
-        swept = [n for n in p.names if n not in p.structural]
-        hparams = hparams.replace(**{n: getattr(hparams, n)[source] for n in swept})
-        hparams = runner.to_hparams(hparams)
-        # Swept leaves vary along the run axis; the rest are shared (and broadcast by vmap).
-        hparam_axes = jax.tree.map(lambda _: None, hparams).replace(**{n: 0 for n in swept})
-        if mesh is not None:
-            keys, hparams = _place(mesh, keys, hparams, swept)
-        elif devices[0] != jax.devices()[0]:
-            keys, hparams = jax.device_put((keys, hparams), devices[0])
-
-        num_updates = group.config.total_steps // agent.steps_per_update
-        group_log_every = log_every or runner.default_log_every(num_updates)
-        num_logs = math.ceil(num_updates / group_log_every)
-        compiled = runner.compiled_for(agent, hparam_axes, logs_per_chunk or runner.default_logs_per_chunk(num_logs), mesh)
-        if bar is not None:
-            callback = bar.for_group(num_runs, index, len(p.groups))
-        elif callable(progress):
-            callback = (lambda base, n: lambda done, _rows: progress(base + done * n, total_steps))(done_before, num_runs)
-        else:
-            callback = None
-        traces = runner.compile_count()
-        output = runner.execute(
-            compiled,
-            keys,
-            hparams,
-            num_updates=num_updates,
-            steps_per_update=agent.steps_per_update,
-            log_every=group_log_every,
-            progress=callback,
-        )
-        num_compilations += runner.compile_count() > traces
-        compile_time += output.compile_time
-        done_before += num_runs * num_updates * agent.steps_per_update
-        metrics = {name: values[:num_runs] for name, values in output.metrics.items()}
-        finals[group.config_ids] = runner.last_finite(metrics["episode_return"]).reshape(len(group.config_ids), p.seeds)
-        frames.append(_tidy(p, group, metrics, output.steps))
-        del output  # the final states of a group are not kept: a sweep's memory is its metrics
+    try:
+        for index, (group, agent) in enumerate(zip(p.groups, agents)):
+            num_runs = len(group.config_ids) * p.seeds
+            group_steps = num_runs * (group.config.total_steps // agent.steps_per_update) * agent.steps_per_update
+            resumed = saved if saved is not None and saved.get("group") == index else None
+            if resumed is not None and resumed.get("updates_done") == group.config.total_steps // agent.steps_per_update:
+                # The checkpoint was taken at this group's end: it is complete, minus the bookkeeping.
+                rows = {k: v[:num_runs] for k, v in decode_rows(resumed["rows"]).items()}
+                completed[str(index)] = {"metrics": encode_rows(rows), "steps": resumed["steps"]}
+            if str(index) in completed:
+                # Finished before the interruption: its rows come from the checkpoint, bit for bit.
+                metrics = decode_rows(completed[str(index)]["metrics"])
+                steps = np.asarray(completed[str(index)]["steps"], np.int64)
+            else:
+                metrics, steps, compiled_new, seconds = _run_group(
+                    p, index, group, agent, devices, mesh, log_every, logs_per_chunk, checkpoint_every,
+                    bar, progress, done_before, total_steps, store, resumed, completed, spec,
+                )
+                num_compilations += compiled_new
+                compile_time += seconds
+                if store is not None:  # later checkpoints carry this group's rows; JSON costs, so only then
+                    completed[str(index)] = {"metrics": encode_rows(metrics), "steps": [int(x) for x in steps]}
+            done_before += group_steps
+            if bar is not None:
+                bar.offset = done_before
+                bar.bar.update(bar.offset - bar.bar.n)
+            finals[group.config_ids] = runner.last_finite(metrics["episode_return"]).reshape(len(group.config_ids), p.seeds)
+            frames.append(_tidy(p, group, metrics, steps))
+    finally:
+        if store is not None:
+            store.close()  # lets a started save finish even when the sweep failed
     if bar is not None:
         bar.close()
     results = pd.concat(frames, ignore_index=True).sort_values(["config_id", "seed", "step"], kind="stable")
-    return SweepResult(
+    result = SweepResult(
         algorithm=p.algo.name,
         env_name=p.env_name,
         kind=p.kind,
@@ -487,6 +515,170 @@ def run(
         env_overrides=dict(p.env_overrides),
         spec=p.spec,
     )
+    if path is not None:
+        result.write(path)
+    return result
+
+
+# What must match for a sweep checkpoint to be resumed, most basic first: everything that decides
+# the groups, their compiled programs, random streams and logged rows. Not "spec": it is the grid
+# as given (CLI text or API numbers); "configs" holds the typed values it resolves to.
+SWEEP_RESUME_FIELDS = (
+    "algorithm", "env", "env_overrides", "overrides", "search", "seeds", "seed", "swept", "configs",
+    "log_every", "checkpoint_every",
+)
+SWEEP_METADATA_FORMAT = 1
+
+
+def _checkpoint_spec(p: SweepPlan, log_every: int | None, checkpoint_every: int | None) -> dict[str, Any]:
+    """The static description of a sweep saved in each of its checkpoints (JSON-normal, so a
+    fresh one compares equal to one read back)."""
+    from jaxrl import session
+
+    return session._json(
+        {
+            "format": SWEEP_METADATA_FORMAT,
+            "kind": "sweep",
+            "algorithm": p.algo.name,
+            "env": p.env_name,
+            "env_overrides": dict(p.env_overrides),
+            # Overrides as resolved values (CLI text and API numbers for one setting then agree).
+            "overrides": {k: display(_resolved(p, k)) for k in sorted(p.overrides)},
+            "search": p.kind,
+            "spec": p.spec,
+            "seeds": p.seeds,
+            "seed": p.seed,
+            "swept": list(p.names),
+            "configs": [{k: display(v) for k, v in c.items()} for c in p.values],
+            "log_every": log_every,
+            "checkpoint_every": checkpoint_every,
+        }
+    )
+
+
+def _resolved(p: SweepPlan, name: str) -> Any:
+    """An override's value as the base configuration holds it."""
+    config, hparams = p.configs[0], p.hparams[0]
+    value = getattr(config, name) if hasattr(config, name) else getattr(hparams, name, p.overrides[name])
+    return value if isinstance(value, (tuple, str, bool, int)) else float(np.asarray(value))
+
+
+def _run_group(p, index, group, agent, devices, mesh, log_every, logs_per_chunk, checkpoint_every,
+               bar, progress, done_before, total_steps, store, resumed, completed, spec):
+    """Trains one structural group (from its checkpoint when ``resumed`` is that checkpoint's
+    metadata) and returns its rows [runs, logs], their steps, whether it compiled a new program,
+    and the compile time. With a ``store``, checkpoints on the plan's chunk boundaries and at the
+    group's end, each holding the rows of ``completed`` groups and of this one so far."""
+    from jaxrl import session
+
+    from jaxrl import session
+    from jaxrl.checkpoint import CheckpointStore
+
+    num_runs = len(group.config_ids) * p.seeds
+    padded = math.ceil(num_runs / len(devices)) * len(devices)
+    # Padding repeats run 0 (a valid key and valid hyperparameters); its results are dropped.
+    source = np.concatenate([np.arange(num_runs), np.zeros(padded - num_runs, np.int64)])
+    seed_indices = np.tile(np.arange(p.seeds), len(group.config_ids))[source]
+    keys = runner.run_keys(p.seed, seed_indices)
+    hparams = _stack([p.hparams[i] for i in group.config_ids], p.names, repeat=p.seeds)
+    swept = [n for n in p.names if n not in p.structural]
+    hparams = hparams.replace(**{n: getattr(hparams, n)[source] for n in swept})
+    hparams = runner.to_hparams(hparams)
+    # Swept leaves vary along the run axis; the rest are shared (and broadcast by vmap).
+    hparam_axes = jax.tree.map(lambda _: None, hparams).replace(**{n: 0 for n in swept})
+    if mesh is not None:
+        keys, hparams = _place(mesh, keys, hparams, swept)
+    elif devices[0] != jax.devices()[0]:
+        keys, hparams = jax.device_put((keys, hparams), devices[0])
+
+    num_updates = group.config.total_steps // agent.steps_per_update
+    group_log_every = log_every or runner.default_log_every(num_updates)
+    num_logs = math.ceil(num_updates / group_log_every)
+    every_updates = None
+    chunk_logs = logs_per_chunk or runner.default_logs_per_chunk(num_logs)
+    if store is not None:
+        # Chunks must end where checkpoints fall; train_run plans them the same way.
+        ckpt_plan = session.plan_checkpoints(num_updates, group_log_every, agent.steps_per_update, checkpoint_every)
+        every_updates, chunk_logs = ckpt_plan.every_updates, ckpt_plan.logs_per_chunk
+    compiled = runner.compiled_for(agent, hparam_axes, chunk_logs, mesh)
+
+    state, start_update = None, 0
+    prior_rows: dict[str, np.ndarray] = {}
+    prior_steps: list[int] = []
+    if resumed is not None:
+        start_update = int(resumed["updates_done"])
+        prior_rows = decode_rows(resumed["rows"])
+        prior_steps = [int(x) for x in resumed["steps"]]
+        template = jax.eval_shape(jax.vmap(agent.init, in_axes=(0, hparam_axes)), keys, hparams)
+        with CheckpointStore(store.directory) as reader:
+            state, _ = reader.restore(template, reader.latest_step())
+        if mesh is not None:
+            # The compiled program expects the run axis split over the mesh, as init leaves it.
+            per_run = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("runs"))
+            state = jax.tree.map(lambda x: jax.device_put(x, per_run), state)
+
+    # Every row this group has logged, padding runs included (the checkpoint's state has them too).
+    rows_so_far: list[dict[str, np.ndarray]] = [prior_rows] if prior_rows else []
+
+    if bar is not None:
+        shown = bar.for_group(num_runs, index, len(p.groups))
+    elif callable(progress):
+        shown = (lambda base, n: lambda done, _rows: progress(base + done * n, total_steps))(done_before, num_runs)
+    else:
+        shown = None
+
+    def callback(done: int, rows: dict[str, np.ndarray]) -> None:
+        # Rows and their steps arrive here once per logged chunk; keep them for the checkpoint.
+        rows_so_far.append(rows)
+        if shown is not None:
+            shown(done, rows)
+
+    last_saved = [start_update]
+
+    def on_chunk(state: Any, done: int) -> None:
+        due = every_updates is not None and done - last_saved[0] >= every_updates
+        if not (due or done == num_updates):
+            return
+        merged = {k: np.concatenate([r[k] for r in rows_so_far], axis=1) for k in rows_so_far[-1]}
+        # The runner logs a row at the end of each log window of log_every updates (the last
+        # may be shorter), so the rows' steps follow from their count.
+        steps = [min((w + 1) * group_log_every, num_updates) * agent.steps_per_update for w in range(merged["episode_return"].shape[1])]
+        metadata = {
+            **spec,
+            "group": index,
+            "updates_done": done,
+            "completed": completed,
+            "rows": encode_rows(merged),
+            "steps": steps,
+            "versions": session.versions(),
+            "backend": jax.default_backend(),
+        }
+        # Steps count env steps over all runs of all groups, so they only grow through a sweep.
+        store.save(done_before + done * agent.steps_per_update * num_runs, state, metadata)
+        last_saved[0] = done
+
+    traces = runner.compile_count()
+    output = runner.execute(
+        compiled,
+        keys,
+        hparams,
+        num_updates=num_updates,
+        steps_per_update=agent.steps_per_update,
+        log_every=group_log_every,
+        progress=callback,
+        state=state,
+        start_update=start_update,
+        on_chunk=on_chunk if store is not None else None,
+    )
+    compiled_new = runner.compile_count() > traces
+    new_metrics = output.metrics
+    if prior_rows:
+        new_metrics = {k: np.concatenate([prior_rows[k], new_metrics[k]], axis=1) for k in prior_rows}
+    metrics = {name: values[:num_runs] for name, values in new_metrics.items()}
+    steps = np.concatenate([np.asarray(prior_steps, np.int64), output.steps])
+    seconds = output.compile_time
+    del output  # the final states of a group are not kept: a sweep's memory is its metrics
+    return metrics, steps, compiled_new, seconds
 
 
 def _tidy(p: SweepPlan, group: Group, metrics: dict[str, np.ndarray], steps: np.ndarray) -> pd.DataFrame:
@@ -708,6 +900,11 @@ def sweep(
     logs_per_chunk: int | None = None,
     progress: bool | Callable[[int, int], None] = False,
     devices: Sequence[jax.Device] | None = None,
+    run_dir: str | Path | None = None,
+    checkpoint_every: int | None = None,
+    keep_checkpoints: int = 2,
+    resume: bool = False,
+    overwrite: bool = False,
 ) -> SweepResult:
     """Trains every configuration of a grid or a random search for ``seeds`` seeds each, as few
     compiled programs as the structural settings allow, sharded over all devices.
@@ -724,6 +921,9 @@ def sweep(
       log_every, logs_per_chunk: as for ``jaxrl.train`` (per structural group).
       progress: True for a progress bar, or ``progress(env_steps_done, env_steps_total)``.
       devices: devices to shard the runs over (default ``jax.devices()``).
+      run_dir, checkpoint_every, keep_checkpoints, resume, overwrite: checkpoint the sweep into
+        ``run_dir`` and continue it after an interruption (see ``run``); the results are written
+        there too.
 
     >>> result = sweep("ppo", "CartPole-v1", grid={"lr": [1e-4, 1e-3], "ent_coef": [0.0, 0.01]},
     ...                seeds=2, overrides={"total_steps": 10240})     # doctest: +SKIP
@@ -741,4 +941,8 @@ def sweep(
         env_overrides=env_overrides,
         seed=seed,
     )
-    return run(sweep_plan, log_every=log_every, logs_per_chunk=logs_per_chunk, progress=progress, devices=devices)
+    return run(
+        sweep_plan, log_every=log_every, logs_per_chunk=logs_per_chunk, progress=progress, devices=devices,
+        run_dir=run_dir, checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, resume=resume,
+        overwrite=overwrite,
+    )

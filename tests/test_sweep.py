@@ -26,6 +26,9 @@ METRICS = ["episode_return", "episode_length", "policy_loss", "value_loss", "ent
 
 @pytest.fixture(scope="module")
 def grid_result():
+    # Forget programs built by earlier tests in this process, so the compilation count below
+    # does not depend on which tests ran first.
+    runner._BUILD_CACHE.clear()
     # lr is traced (varies inside a program); num_minibatches is structural (one program each).
     return jaxrl.sweep(
         "ppo", "CartPole-v1", grid={"lr": [1e-4, 1e-3], "num_minibatches": [2, 4]}, seeds=2, overrides=SMALL
