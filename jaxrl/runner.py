@@ -346,9 +346,11 @@ def build_agent(algo: Algorithm, env_name: str, env_overrides: dict[str, Any], e
 
 
 def compiled_for(agent: Agent, hparam_axes: Any, logs_per_chunk: int, mesh: jax.sharding.Mesh | None = None) -> CompiledRun:
+    """The compiled programs of a cached agent for this run-axis layout (built once)."""
     for built, cache in _BUILD_CACHE.values():
         if built is agent:
-            key = (jax.tree.structure(hparam_axes, is_leaf=lambda x: x is None), tuple(jax.tree.leaves(hparam_axes, is_leaf=lambda x: x is None)), logs_per_chunk, mesh)
+            axes, treedef = jax.tree.flatten(hparam_axes, is_leaf=lambda x: x is None)
+            key = (treedef, tuple(axes), logs_per_chunk, mesh)
             if key not in cache:
                 cache[key] = compile_run(agent, hparam_axes, logs_per_chunk, mesh)
             return cache[key]
