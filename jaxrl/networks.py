@@ -78,8 +78,89 @@ class Critic(nn.Module):
         return out.squeeze(-1) if self.num_outputs == 1 else out
 
 
+class QNetwork(nn.Module):
+    """Action values Q(s, .): shape [..., num_actions], or [..., num_actions, num_outputs] logits
+    over value bins when ``num_outputs > 1``."""
+
+    torso: Torso
+    num_actions: int
+    num_outputs: int = 1
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        out = _dense(self.num_actions * self.num_outputs, 1.0)(self.torso(obs))
+        if self.num_outputs == 1:
+            return out
+        return out.reshape(out.shape[:-1] + (self.num_actions, self.num_outputs))
+
+
 def torso_kind(obs_shape: Sequence[int], requested: str = "auto") -> str:
     """"cnn" for (H, W, C) image observations when asked for "auto", else "mlp"."""
     if requested != "auto":
         return requested
     return "cnn" if len(obs_shape) == 3 else "mlp"
+
+
+# --------------------------------------------------------------------------------------------
+# Off-policy actor-critic networks (SAC, TD3, DSAC-T). Actions are in [-1, 1]^d: the training
+# stack (``envs.make_vector``) rescales them to the environment's bounds.
+
+
+class ContinuousQ(nn.Module):
+    """Q(s, a) of a continuous action: the torso sees the flattened observation concatenated
+    with the action. ``num_outputs > 1`` gives several numbers per pair (DSAC-T: a mean and a
+    raw standard deviation)."""
+
+    torso: Torso
+    num_outputs: int = 1
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
+        flat = obs.reshape(action.shape[:-1] + (-1,))
+        out = _dense(self.num_outputs, 1.0)(self.torso(jnp.concatenate([flat, action], axis=-1)))
+        return out.squeeze(-1) if self.num_outputs == 1 else out
+
+
+def ensemble(module_type: type[nn.Module], size: int, **fields) -> nn.Module:
+    """``size`` independently initialised copies of ``module_type(**fields)``, evaluated on the
+    same inputs with one vmapped call; every output gains a leading ensemble axis. Twin critics
+    are ``ensemble(ContinuousQ, 2, ...)``: one set of stacked weights, one matmul per layer."""
+    stacked = nn.vmap(
+        module_type,
+        variable_axes={"params": 0},
+        split_rngs={"params": True},
+        in_axes=None,
+        out_axes=0,
+        axis_size=size,
+    )
+    return stacked(**fields)
+
+
+class TanhGaussianActor(nn.Module):
+    """The mean and log standard deviation of a diagonal Gaussian whose samples are squashed by
+    tanh into [-1, 1] (SAC, Haarnoja et al., 2018, appendix C). The log standard deviation is
+    state dependent and clipped to [log_std_min, log_std_max] so that the policy neither
+    collapses to a point nor spreads so wide that tanh saturates everywhere."""
+
+    action_dim: int
+    torso: Torso
+    log_std_min: float = -5.0
+    log_std_max: float = 2.0
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        x = self.torso(obs)
+        mean = _dense(self.action_dim, 0.01)(x)
+        log_std = _dense(self.action_dim, 0.01)(x)
+        return mean, jnp.clip(log_std, self.log_std_min, self.log_std_max)
+
+
+class DeterministicActor(nn.Module):
+    """A deterministic policy mu(s) in [-1, 1]^d (DDPG/TD3)."""
+
+    action_dim: int
+    torso: Torso
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        return jnp.tanh(_dense(self.action_dim, 0.01)(self.torso(obs)))

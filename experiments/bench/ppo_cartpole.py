@@ -24,8 +24,18 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import plain_ppo  # noqa: E402
 
 
-def bench_plain(total_steps: int, num_seeds: int, repeats: int) -> tuple[float, float, float]:
-    train = jax.jit(jax.vmap(plain_ppo.make_train(total_steps)))
+def bench_plain(
+    total_steps: int,
+    num_seeds: int,
+    repeats: int,
+    make_train=plain_ppo.make_train,
+    batch: int = 512,
+    final_updates: int = 10,
+) -> tuple[float, float, float]:
+    """``make_train(total_steps)`` gives ``train(key) -> mean return per update`` (NaN where no
+    episode ended); ``batch`` is its env steps per update, and the final return is the mean over
+    its last ``final_updates`` updates. The defaults are plain_ppo's."""
+    train = jax.jit(jax.vmap(make_train(total_steps)))
     keys = jax.random.split(jax.random.key(0), num_seeds)
     start = time.perf_counter()
     compiled = train.lower(keys).compile()
@@ -35,15 +45,15 @@ def bench_plain(total_steps: int, num_seeds: int, repeats: int) -> tuple[float, 
         start = time.perf_counter()
         returns = jax.block_until_ready(compiled(keys))
         best = min(best, time.perf_counter() - start)
-    steps = num_seeds * (total_steps // 512) * 512
-    final = np.nanmean(np.asarray(returns)[:, -10:])
+    steps = num_seeds * (total_steps // batch) * batch
+    final = np.nanmean(np.asarray(returns)[:, -final_updates:])
     return compile_time, steps / best, final
 
 
-def bench_kit(total_steps: int, num_seeds: int, repeats: int) -> tuple[float, float, float]:
+def bench_kit(total_steps: int, num_seeds: int, repeats: int, algorithm: str = "ppo") -> tuple[float, float, float]:
     compile_time, best, final = None, np.inf, np.nan
     for _ in range(repeats + 1):
-        result = jaxrl.train("ppo", "CartPole-v1", num_seeds=num_seeds, overrides={"total_steps": total_steps})
+        result = jaxrl.train(algorithm, "CartPole-v1", num_seeds=num_seeds, overrides={"total_steps": total_steps})
         if compile_time is None:
             compile_time = result.compile_time
             continue  # the first call also pays tracing and compilation; time the warm ones

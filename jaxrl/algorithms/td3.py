@@ -1,0 +1,179 @@
+"""Twin Delayed DDPG (Fujimoto et al., 2018, "Addressing Function Approximation Error in
+Actor-Critic Methods"): a deterministic policy trained through twin critics, with
+
+* clipped double Q-learning: the target takes the smaller of the two target critics;
+* target policy smoothing: clipped Gaussian noise on the target policy's action, the noisy
+  action clipped back into the action bounds [-1, 1];
+* delayed updates: the actor and all target networks change once every ``policy_delay``
+  critic steps;
+
+and Gaussian exploration noise on the behaviour policy. Continuous actions only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+import envs
+from jaxrl.actor_critic import (
+    OffPolicyConfig,
+    OffPolicyLoop,
+    OffPolicyState,
+    check_off_policy,
+    default_config,
+    mlp_torso,
+    polyak,
+    twin_critics,
+)
+from jaxrl.algorithms.base import Agent, Algorithm, register, require
+from jaxrl.networks import DeterministicActor
+
+
+@dataclass(frozen=True)
+class TD3Config(OffPolicyConfig):
+    policy_delay: int = 2  # critic steps per actor and target update
+
+
+@struct.dataclass
+class TD3HParams:
+    actor_lr: Any = 1e-3
+    critic_lr: Any = 1e-3
+    gamma: Any = 0.99
+    tau: Any = 0.005
+    exploration_noise: Any = 0.1  # std of the behaviour policy's Gaussian noise, in [-1, 1] action units
+    policy_noise: Any = 0.2  # std of the target policy smoothing noise
+    noise_clip: Any = 0.5  # the smoothing noise is clipped to [-noise_clip, noise_clip]
+
+
+@struct.dataclass
+class TD3Learner:
+    actor: Any
+    target_actor: Any
+    critic: Any  # twin critics, stacked on a leading axis of 2
+    target_critic: Any
+    actor_opt: Any
+    critic_opt: Any
+    critic_steps: jax.Array
+
+
+def smoothed_target_action(
+    key: jax.Array, target_action: jax.Array, policy_noise: jax.Array | float, noise_clip: jax.Array | float
+) -> jax.Array:
+    """Target policy smoothing (Fujimoto et al. 2018, eq. 14):
+    clip(mu'(s') + clip(eps, -c, c), -1, 1), eps ~ N(0, policy_noise^2)."""
+    noise = policy_noise * jax.random.normal(key, target_action.shape, target_action.dtype)
+    return jnp.clip(target_action + jnp.clip(noise, -noise_clip, noise_clip), -1.0, 1.0)
+
+
+def _apply(lr: jax.Array, grads: Any, opt_state: Any, params: Any) -> tuple[Any, Any]:
+    # Adam rebuilt from the traced learning rate each step: sweeping it never recompiles.
+    updates, opt_state = optax.adam(lr).update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+
+def build(config: TD3Config, env: envs.Environment, env_params: Any) -> Agent:
+    loop = OffPolicyLoop(config, env, env_params)
+    actor = DeterministicActor(loop.action_dim, mlp_torso(config, loop.obs_shape, "auto"))
+    critic = twin_critics(config)
+
+    def init(key: jax.Array, hparams: TD3HParams) -> OffPolicyState:
+        key, actor_key, critic_key = jax.random.split(key, 3)
+        actor_params = actor.init(actor_key, loop.example_obs())
+        critic_params = critic.init(critic_key, loop.example_obs(), loop.example_action())
+        learner = TD3Learner(
+            actor=actor_params,
+            target_actor=actor_params,
+            critic=critic_params,
+            target_critic=critic_params,
+            actor_opt=optax.adam(hparams.actor_lr).init(actor_params),
+            critic_opt=optax.adam(hparams.critic_lr).init(critic_params),
+            critic_steps=jnp.zeros((), jnp.int32),
+        )
+        return loop.init(key, learner)
+
+    def learn_step(learner: TD3Learner, batch, key, hparams: TD3HParams):
+        next_action = smoothed_target_action(
+            key, actor.apply(learner.target_actor, batch["next_obs"]), hparams.policy_noise, hparams.noise_clip
+        )
+        next_q = critic.apply(learner.target_critic, batch["next_obs"], next_action).min(axis=0)
+        discount = hparams.gamma * (1.0 - batch["terminated"].astype(jnp.float32))
+        target = jax.lax.stop_gradient(batch["reward"] + discount * next_q)
+
+        def critic_loss(params):
+            q = critic.apply(params, batch["obs"], batch["action"])
+            return 0.5 * jnp.square(q - target).mean(axis=-1).sum(), q
+
+        (q_loss, q), grads = jax.value_and_grad(critic_loss, has_aux=True)(learner.critic)
+        critic_params, critic_opt = _apply(hparams.critic_lr, grads, learner.critic_opt, learner.critic)
+        critic_steps = learner.critic_steps + 1
+
+        def actor_loss(params):
+            # The deterministic policy gradient through the first critic, as in the paper.
+            action = actor.apply(params, batch["obs"])
+            return -critic.apply(critic_params, batch["obs"], action)[0].mean()
+
+        def delayed_update(_):
+            loss, grads = jax.value_and_grad(actor_loss)(learner.actor)
+            actor_params, actor_opt = _apply(hparams.actor_lr, grads, learner.actor_opt, learner.actor)
+            targets = polyak((actor_params, critic_params), (learner.target_actor, learner.target_critic), hparams.tau)
+            return actor_params, actor_opt, *targets, loss
+
+        def hold(_):
+            return learner.actor, learner.actor_opt, learner.target_actor, learner.target_critic, actor_loss(learner.actor)
+
+        actor_params, actor_opt, target_actor, target_critic, pi_loss = jax.lax.cond(
+            critic_steps % config.policy_delay == 0, delayed_update, hold, None
+        )
+        new = TD3Learner(actor_params, target_actor, critic_params, target_critic, actor_opt, critic_opt, critic_steps)
+        return new, {"critic_loss": q_loss, "actor_loss": pi_loss, "q_value": q.mean()}
+
+    def explore(learner: TD3Learner, key, obs, hparams: TD3HParams):
+        action = actor.apply(learner.actor, obs)
+        noise = hparams.exploration_noise * jax.random.normal(key, action.shape, action.dtype)
+        return jnp.clip(action + noise, -1.0, 1.0)
+
+    def update(state: OffPolicyState, hparams: TD3HParams) -> tuple[OffPolicyState, dict[str, jax.Array]]:
+        return loop.update(state, hparams, explore, learn_step)
+
+    def act(policy_params, obs: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:
+        # The policy is deterministic; evaluation runs it without exploration noise either way.
+        return actor.apply(policy_params["actor"], obs)
+
+    return Agent(
+        init=init,
+        update=update,
+        act=act,
+        policy_params=lambda state: {"actor": state.learner.actor},
+        steps_per_update=loop.steps_per_update,
+    )
+
+
+def defaults(env_name: str, discrete: bool) -> tuple[TD3Config, TD3HParams]:
+    return default_config(TD3Config, env_name), TD3HParams()
+
+
+def check(config: TD3Config, hparams: TD3HParams, discrete: bool) -> None:
+    check_off_policy(config, hparams)
+    require(config.policy_delay >= 1, f"policy_delay must be >= 1, got {config.policy_delay}")
+    for name in ("exploration_noise", "policy_noise", "noise_clip"):
+        require(getattr(hparams, name) >= 0, f"{name} must be >= 0, got {getattr(hparams, name)}")
+
+
+TD3 = register(
+    Algorithm(
+        name="td3",
+        summary="TD3: twin critics, target policy smoothing and delayed deterministic policy updates",
+        config_type=TD3Config,
+        hparams_type=TD3HParams,
+        build=build,
+        defaults=defaults,
+        check=check,
+        discrete=False,
+    )
+)

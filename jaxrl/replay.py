@@ -1,0 +1,64 @@
+"""The one experience replay: a flashbax trajectory buffer per run, kept in the agent state (so
+it is vmapped over seeds and hyperparameters and checkpointed with the run).
+
+Transitions are stored per environment in time order, with the pre-reset ``next_obs`` of each,
+so n-step sequences never need the following transition's ``obs`` and truncated episodes are
+bootstrapped from where they were cut. Sampling draws sequences of ``sequence_length``
+consecutive transitions of one environment (1 for one-step learners).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flashbax
+import jax
+import jax.numpy as jnp
+
+from jaxrl.rollout import Transition
+
+
+def stored(transitions: Transition) -> dict[str, jax.Array]:
+    """What the replay keeps of a rollout's transitions."""
+    return {
+        "obs": transitions.obs,
+        "action": transitions.action,
+        "reward": transitions.reward,
+        "terminated": transitions.terminated,
+        "truncated": transitions.truncated,
+        "next_obs": transitions.next_obs,
+    }
+
+
+class Replay:
+    """``capacity`` transitions in all, ``capacity // num_envs`` per environment."""
+
+    def __init__(self, num_envs: int, capacity: int, batch_size: int, sequence_length: int = 1):
+        self.buffer = flashbax.make_trajectory_buffer(
+            add_batch_size=num_envs,
+            sample_batch_size=batch_size,
+            sample_sequence_length=sequence_length,
+            period=1,
+            min_length_time_axis=sequence_length,
+            max_length_time_axis=capacity // num_envs,
+        )
+
+    def init(self, obs: jax.Array, action: jax.Array) -> Any:
+        """An empty buffer for transitions with one environment's ``obs`` and ``action`` shapes."""
+        obs, action = jnp.zeros_like(obs), jnp.zeros_like(action)
+        false = jnp.zeros((), bool)
+        example = {"obs": obs, "action": action, "reward": jnp.zeros((), jnp.float32), "terminated": false, "truncated": false, "next_obs": obs}
+        return self.buffer.init(example)
+
+    def add(self, state: Any, transitions: Transition) -> Any:
+        """Adds a rollout's transitions, [T, num_envs, ...]."""
+        return self.buffer.add(state, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), stored(transitions)))
+
+    def can_sample(self, state: Any) -> jax.Array:
+        """Whether every environment has at least ``sequence_length`` transitions."""
+        return self.buffer.can_sample(state)
+
+    def sample(self, state: Any, key: jax.Array) -> dict[str, jax.Array]:
+        """``batch_size`` sequences, each leaf [sequence_length, batch_size, ...] (time first)."""
+        experience = self.buffer.sample(state, key).experience
+        return jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), experience)
