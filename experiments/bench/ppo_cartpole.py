@@ -50,10 +50,12 @@ def bench_plain(
     return compile_time, steps / best, final
 
 
-def bench_kit(total_steps: int, num_seeds: int, repeats: int, algorithm: str = "ppo") -> tuple[float, float, float]:
+def bench_kit(
+    total_steps: int, num_seeds: int, repeats: int, algorithm: str = "ppo", env: str = "CartPole-v1"
+) -> tuple[float, float, float]:
     compile_time, best, final = None, np.inf, np.nan
     for _ in range(repeats + 1):
-        result = jaxrl.train(algorithm, "CartPole-v1", num_seeds=num_seeds, overrides={"total_steps": total_steps})
+        result = jaxrl.train(algorithm, env, num_seeds=num_seeds, overrides={"total_steps": total_steps})
         if compile_time is None:
             compile_time = result.compile_time
             continue  # the first call also pays tracing and compilation; time the warm ones
