@@ -4,13 +4,13 @@ per seed), for 1 and 8 vmapped seeds: the kit (``jaxrl.train``) side by side wit
 configuration written the plain way (``plain_sac.py``), in one process.
 
 Reports compile time (lowering + XLA compilation) and environment steps per second after
-compilation (all seeds together; best of ``--repeats`` runs), measured as ``ppo_cartpole.py``
-does (its helpers are reused). The final return is the kit's last logged window with a finished
+compilation (all seeds together), the two implementations timed in alternation (``harness.py``).
+The final return is the kit's last logged window with a finished
 episode, and for the plain run the mean over its last episode per environment. ``--quick`` is a
 smoke test: a tiny budget (half of it random warm-up, so its speeds say little), 1 and 2 seeds,
 one repeat. ``off_policy_pendulum.py`` measures the returns of SAC, TD3 and DSAC-T instead.
 
-    python experiments/bench/off_policy_speed.py [--total-steps 30000] [--seeds 1 8] [--repeats 2]
+    python experiments/bench/off_policy_speed.py [--total-steps 30000] [--seeds 1 8] [--repeats 5]
     python experiments/bench/off_policy_speed.py --quick
 """
 
@@ -18,24 +18,22 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import pathlib
 import sys
-import warnings
-
-import jaxrl  # first: both implementations run under the kit's XLA settings
-
-import gymnax
-import jax
-
-from jaxrl.algorithms import sac
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import harness  # noqa: E402  (imports jaxrl first: both sides run under the kit's XLA settings)
 import plain_sac  # noqa: E402
-from ppo_cartpole import bench_kit, bench_plain  # noqa: E402
+
+import gymnax  # noqa: E402
+import jax  # noqa: E402
+
+from jaxrl.algorithms import sac  # noqa: E402
 
 ENV = "Pendulum-v1"
 QUICK = {"total_steps": 2_000, "seeds": [1, 2], "repeats": 1}
-FULL = {"total_steps": None, "seeds": [1, 8], "repeats": 2}  # None: the kit's default budget
+FULL = {"total_steps": None, "seeds": [1, 8], "repeats": 5}  # None: the kit's default budget
 
 
 def describe() -> str:
@@ -46,21 +44,21 @@ def describe() -> str:
     return f"sac on {ENV}: " + ", ".join(f"{k}={v}" for k, v in fields.items())
 
 
-def bench_plain_sac(total_steps: int, num_seeds: int, repeats: int) -> tuple[float, float, float]:
+def plain_candidate(total_steps: int, num_seeds: int) -> harness.Candidate:
     config, _ = sac.defaults(ENV, discrete=False)
     _, env_params = gymnax.make(ENV)
     # Pendulum's episodes all last max_steps_in_episode steps: the last that many updates hold
     # the last finished episode of every environment.
     final_updates = max(1, env_params.max_steps_in_episode // config.num_steps)
     batch = config.num_envs * config.num_steps
-    return bench_plain(total_steps, num_seeds, repeats, make_train=plain_sac.make_train, batch=batch, final_updates=final_updates)
+    return harness.plain(plain_sac.make_train, total_steps, num_seeds, batch=batch, final_updates=final_updates)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--total-steps", type=int, default=None, help="per seed (default: the kit's, 30000; --quick: 2000)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default 1 8 (--quick: 1 2)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs after compilation (default 2; --quick: 1)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs of each after compilation (default 5; --quick: 1)")
     parser.add_argument("--quick", action="store_true", help="smoke test: tiny budget, 1 and 2 seeds, one repeat")
     args = parser.parse_args()
     defaults = QUICK if args.quick else FULL
@@ -76,23 +74,18 @@ def main() -> None:
         print("(--quick: a smoke test. Half its updates are random warm-up, which the plain run skips and the kit")
         print(" computes and discards (its learning cond is a select under vmap), so its speeds are not the benchmark.)")
     print()
-    print("| implementation | seeds | compile (s) | env steps/s | final return |")
-    print("|---|---|---|---|---|")
-    speeds = {}
-    for num_seeds in args.seeds:
-        for name, fn in (
-            ("plain single-file", bench_plain_sac),
-            ("jaxrl", lambda *a: bench_kit(*a, algorithm="sac", env=ENV)),
-        ):
-            with warnings.catch_warnings():  # nanmean of a tiny run with no finished episode
-                warnings.simplefilter("ignore", RuntimeWarning)
-                compile_time, sps, final = fn(args.total_steps, num_seeds, args.repeats)
-            speeds[num_seeds, name] = sps
-            print(f"| {name} | {num_seeds} | {compile_time:.1f} | {sps:,.0f} | {final:.1f} |", flush=True)
-    print()
-    for num_seeds in args.seeds:
-        ratio = speeds[num_seeds, "jaxrl"] / speeds[num_seeds, "plain single-file"]
-        print(f"sac, {num_seeds} seed(s): jaxrl runs at {ratio:.2f}x the plain implementation's env steps/s")
+    print(harness.TABLE_HEADER)
+    summaries = [
+        harness.compare(
+            "sac",
+            functools.partial(plain_candidate, args.total_steps, num_seeds),
+            functools.partial(harness.kit, "sac", ENV, args.total_steps, num_seeds),
+            num_seeds,
+            args.repeats,
+        )
+        for num_seeds in args.seeds
+    ]
+    print("\n" + "\n".join(summaries))
 
 
 if __name__ == "__main__":

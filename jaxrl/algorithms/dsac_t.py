@@ -17,6 +17,12 @@ The critic loss is ``jaxrl.losses.dsac_t_critic_loss``, the targets ``jaxrl.loss
 The policy and temperature are SAC's (tanh-squashed Gaussian, learned alpha); as in the paper,
 the actor, the temperature and the target networks (critics and a target policy) are updated
 every ``policy_delay`` critic steps.
+
+Constants, as in the paper and the authors' released code: clip_xi 3, grad_eps 0.1, std_bar's
+rate equal to the target rate (0.005) and std_bar started at the first batch's mean sigma; sigma
+is the softplus of the critic's second output (plus MIN_STD here). One detail of that code is not
+copied: it also clips the standard-normal draw of z' to +-3 before forming y_z; here y_z is left
+unclipped until the loss clips it to Q +- 3 std_bar, which bounds it in any case.
 """
 
 from __future__ import annotations
