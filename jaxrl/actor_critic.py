@@ -105,7 +105,7 @@ def default_config(config_type: type, env_name: str) -> Any:
     dataclass default; ``--set hidden_sizes=256,256``), which learn as fast per environment
     step on Pendulum-v1 (swung up within about 5k steps either way) and on
     brax/inverted_pendulum (1000 within 60k steps) at about a ninth of the compute. Brax tasks
-    get 60k steps, the rest 30k."""
+    get 60k steps, the rest 30k (an agent may ask for more: TD3 takes 100k on brax)."""
     total_steps = 60_000 if env_name.startswith("brax/") else 30_000
     return config_type(total_steps=total_steps, hidden_sizes=(64, 64))
 
