@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from jaxrl import stats  # noqa: E402
+from jaxrl.plotting import return_curves  # noqa: E402
 from jaxrl.algorithms.base import ConfigError  # noqa: E402
 
 
@@ -141,7 +142,7 @@ def plot(results: pd.DataFrame, table: pd.DataFrame, envs: list[str], labels: li
         curve_ax, bar_ax = axes[0, column], axes[1, column]
         for index, label in enumerate(labels):
             frame = results[(results.env == env) & (results.variant == label)]
-            pivot = frame.pivot_table(index="step", columns="seed", values="episode_return", dropna=False)
+            pivot = return_curves(frame)
             values = pivot.to_numpy(np.float64).T
             low, high = stats.bootstrap_ci(values, "iqm", axis=0)
             curve_ax.plot(pivot.index, stats.iqm(values, axis=0), color=colors(index), label=label)

@@ -10,13 +10,22 @@ import numpy as np
 import pandas as pd
 
 
+def return_curves(frame: pd.DataFrame) -> pd.DataFrame:
+    """Episode return per logged step (rows) and seed (columns), from a frame with columns step,
+    seed, episode_return. A log window in which no episode ended is NaN in the metrics; here it
+    carries the seed's last finished return forward, so that environments whose episodes outlast
+    a window (Pendulum: 200 steps, brax: 1000) draw lines rather than scattered points. Steps
+    before a seed's first finished episode stay NaN."""
+    return frame.pivot_table(index="step", columns="seed", values="episode_return", dropna=False).ffill()
+
+
 def learning_curve(frame: pd.DataFrame, path: str | Path | None = None, *, title: str = "", ax=None):
     """Episode return against env steps: each seed faint, the mean over seeds bold, and a band of
     one standard deviation across seeds. ``frame`` has columns step, seed, episode_return."""
     own = ax is None
     if own:
         fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
-    curves = frame.pivot_table(index="step", columns="seed", values="episode_return", dropna=False)
+    curves = return_curves(frame)
     for seed in curves.columns:
         ax.plot(curves.index, curves[seed], color="tab:blue", alpha=0.25, linewidth=0.8)
     mean, std = curves.mean(axis=1), curves.std(axis=1).fillna(0.0)

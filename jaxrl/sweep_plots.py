@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from jaxrl import stats
+from jaxrl.plotting import return_curves
 
 
 def _new_figure(path: str | Path | None, **kwargs: Any):
@@ -63,7 +64,7 @@ def curves(
     colors = colormaps["tab10" if len(shown) <= 10 else "viridis"]
     for rank, (_, row) in enumerate(shown.iterrows()):
         frame = results[results["config_id"] == row["config_id"]]
-        table = frame.pivot_table(index="step", columns="seed", values="episode_return", dropna=False)
+        table = return_curves(frame)
         values = table.to_numpy(np.float64).T  # [seeds, steps]
         centre = stats.mean(values, axis=0)
         low, high = stats.bootstrap_ci(values, "mean", axis=0)

@@ -5,12 +5,14 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 
 import envs
 from jaxrl import load_policy
 from jaxrl.cli import main
 from jaxrl.evaluation import episode_program, eval_keys, evaluate
+from jaxrl.plotting import return_curves
 from jaxrl.stats import nested_bootstrap_ci as bootstrap_ci
 from jaxrl.session import load_run, train_run
 
@@ -134,3 +136,20 @@ def test_envs_gymnax_cannot_draw_are_refused():
 
     with pytest.raises(ConfigError, match="DeepSea-bsuite cannot be rendered"):
         _renderable_env("DeepSea-bsuite", {})
+
+
+def test_return_curves_carry_the_last_finished_episode_forward():
+    # Seed 0 finishes episodes in windows 1 and 3, seed 1 only in window 2: the windows without a
+    # finished episode show the seed's last finished return, and none is shown before the first.
+    nan = float("nan")
+    frame = pd.DataFrame(
+        {
+            "step": [1, 2, 3, 1, 2, 3],
+            "seed": [0, 0, 0, 1, 1, 1],
+            "episode_return": [10.0, nan, 30.0, nan, 20.0, nan],
+        }
+    )
+    curves = return_curves(frame)
+    np.testing.assert_array_equal(curves.index, [1, 2, 3])
+    np.testing.assert_array_equal(curves[0], [10.0, 10.0, 30.0])
+    np.testing.assert_array_equal(curves[1], [nan, 20.0, 20.0])
