@@ -161,7 +161,8 @@ def defaults(env_name: str, discrete: bool) -> tuple[TD3Config, TD3HParams]:
         # On brax/inverted_pendulum (5 seeds) the deterministic policy with noise 0.1 had learned
         # on only 2 seeds by 60k steps (IQM 515); with noise 0.2 and 100k steps 4 of 5 end at 1000
         # and the fifth at 636 (IQM 1000, mean 927). Lower learning rates (3e-4), 10k warm-up
-        # steps or policy_delay 1 did not help (experiments/continuous/README.md).
+        # steps, policy_delay 1 or the paper's 256x256 networks did not help
+        # (experiments/continuous/README.md).
         return dataclasses.replace(config, total_steps=100_000), TD3HParams(exploration_noise=0.2)
     return config, TD3HParams()
 
