@@ -1,9 +1,11 @@
-"""Functional environments for the kit: one protocol (gymnax 1.0's), one registry, wrappers."""
+"""Functional environments for the kit: one protocol (gymnax 1.0's), one registry, wrappers,
+levels."""
 
 from jaxrl import _platform  # noqa: F401  (XLA settings, before JAX starts a backend)
 
 from envs.core import Environment, action_size, is_discrete, observation_shape, spaces
-from envs.registry import UnknownEnvironmentError, list_envs, make, register
+from envs.levels import AutoReplay, DomainRandomization, EpisodeLevels, LevelState, ParamsAsLevels
+from envs.registry import InvalidEnvSetting, UnknownEnvironmentError, list_envs, make, register
 from envs.wrappers import (
     EpisodeStatistics,
     FlattenObservation,
@@ -15,6 +17,8 @@ from envs.wrappers import (
     Wrapper,
     find_observation_stats,
     normalize_observation,
+    per_copy_params,
+    tile_params,
 )
 
 
@@ -27,7 +31,8 @@ def make_vector(
     gamma: float = 0.99,
 ) -> Environment:
     """The training stack every agent uses: episode statistics on the raw env, continuous actions
-    rescaled from [-1, 1], ``num_envs`` copies, then the optional shared normalisers."""
+    rescaled from [-1, 1], ``num_envs`` copies (parameters per copy, see ``VectorEnv``), then the
+    optional shared normalisers."""
     env = EpisodeStatistics(env)
     if not is_discrete(env.action_space(env.default_params)):
         env = RescaleAction(env)
@@ -40,11 +45,17 @@ def make_vector(
 
 
 __all__ = [
+    "AutoReplay",
+    "DomainRandomization",
     "Environment",
+    "EpisodeLevels",
     "EpisodeStatistics",
     "FlattenObservation",
+    "InvalidEnvSetting",
+    "LevelState",
     "NormalizeObservation",
     "NormalizeReward",
+    "ParamsAsLevels",
     "RescaleAction",
     "RunningMeanStd",
     "UnknownEnvironmentError",
@@ -58,6 +69,8 @@ __all__ = [
     "make_vector",
     "normalize_observation",
     "observation_shape",
+    "per_copy_params",
     "register",
     "spaces",
+    "tile_params",
 ]

@@ -7,13 +7,9 @@ import dataclasses
 import difflib
 from typing import Any, Callable
 
-import gymnax
+import numpy as np
 
-from envs.core import Environment
-
-# gymnax environments that need a data download at construction; they stay listed by gymnax but
-# the kit cannot build them offline.
-_NEEDS_DOWNLOAD = {"MNISTBandit-bsuite"}
+from envs.core import Environment, gymnax_names
 
 BRAX_ENVS = (
     "ant",
@@ -38,6 +34,10 @@ class UnknownEnvironmentError(ValueError):
     """An environment name the registry does not know."""
 
 
+class InvalidEnvSetting(ValueError):
+    """An environment option that does not exist or has a value of the wrong kind."""
+
+
 def register(name: str, factory: Callable[..., tuple[Environment, Any]]) -> None:
     """Registers ``factory(**overrides) -> (env, params)`` under ``name``."""
     _CUSTOM[name] = factory
@@ -45,24 +45,86 @@ def register(name: str, factory: Callable[..., tuple[Environment, Any]]) -> None
 
 def list_envs() -> list[str]:
     """Every name ``make`` accepts."""
-    gymnax_names = [n for n in gymnax.registered_envs if n not in _NEEDS_DOWNLOAD]
-    return gymnax_names + [f"brax/{n}" for n in BRAX_ENVS] + sorted(_CUSTOM)
+    return gymnax_names() + [f"brax/{n}" for n in BRAX_ENVS] + sorted(_CUSTOM)
 
 
-def _replace_params(name: str, params: Any, overrides: dict[str, Any]) -> Any:
+def check_param_value(env_name: str, field: str, value: Any, default: Any) -> Any:
+    """``value`` for the parameter ``field`` whose default is ``default``, checked to be of the
+    same kind (a bool, an integer, a number, or an array of the default's shape)."""
+    if isinstance(default, (bool, np.bool_)):
+        ok = isinstance(value, (bool, np.bool_))
+        kind = "true or false"
+    elif isinstance(default, (int, np.integer)):
+        ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+        kind = "an integer"
+    elif isinstance(default, (float, np.floating)):
+        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+        value = float(value) if ok else value
+        kind = "a number"
+    else:
+        ok = not isinstance(value, str) and np.shape(value) == np.shape(default)
+        kind = f"an array of shape {np.shape(default)}"
+    if not ok:
+        raise InvalidEnvSetting(f"{env_name} parameter {field} must be {kind}, got {value!r}")
+    return value
+
+
+def replace_params(env_name: str, params: Any, overrides: dict[str, Any]) -> Any:
+    """``params`` with ``overrides`` applied, each name and value checked."""
     fields = {f.name for f in dataclasses.fields(params)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
-        raise ValueError(f"{name} has no parameter {', '.join(unknown)}; it has: {', '.join(sorted(fields))}")
-    return params.replace(**overrides)
+        close = difflib.get_close_matches(unknown[0], sorted(fields), n=3, cutoff=0.5)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise InvalidEnvSetting(f"{env_name} has no parameter {unknown[0]!r}{hint}; it has: {', '.join(sorted(fields))}")
+    checked = {k: check_param_value(env_name, k, v, getattr(params, k)) for k, v in overrides.items()}
+    return params.replace(**checked)
+
+
+def _make_brax(name: str, overrides: dict[str, Any]) -> tuple[Environment, Any]:
+    kwargs = dict(overrides)
+    if "max_steps_in_episode" in kwargs:
+        kwargs["episode_length"] = kwargs.pop("max_steps_in_episode")
+    unknown = sorted(set(kwargs) - {"backend", "episode_length"})
+    if unknown:
+        raise InvalidEnvSetting(f"{name} has no option {unknown[0]!r}; it has: backend, episode_length")
+    backend = kwargs.get("backend", "positional")
+    if backend not in BRAX_BACKENDS:
+        raise InvalidEnvSetting(f"unknown brax backend {backend!r}; choose one of {', '.join(BRAX_BACKENDS)}")
+    length = kwargs.get("episode_length", 1000)
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
+        raise InvalidEnvSetting(f"{name} episode_length must be a positive integer, got {length!r}")
+    from envs.brax_adapter import BraxEnv
+
+    env = BraxEnv(name[5:], **kwargs)
+    return env, env.default_params
+
+
+def option_defaults(name: str) -> dict[str, Any] | None:
+    """Every option ``make(name, ...)`` takes, with its default value (whose type is the option's);
+    ``None`` for an environment registered with its own factory. ``UnknownEnvironmentError`` for a
+    name the registry does not know. Builds nothing expensive (brax's systems are not loaded)."""
+    if name in _CUSTOM:
+        return None
+    if name.startswith("brax/") and name[5:] in BRAX_ENVS:
+        return {"backend": "positional", "episode_length": 1000, "max_steps_in_episode": 1000}
+    if name in gymnax_names():
+        import gymnax
+
+        params = gymnax.make(name)[1]
+        return {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
+    close = difflib.get_close_matches(name, list_envs(), n=4, cutoff=0.4)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; `jaxrl list` shows them all"
+    raise UnknownEnvironmentError(f"unknown environment {name!r}{hint}")
 
 
 def make(name: str, **overrides: Any) -> tuple[Environment, Any]:
     """Builds an environment and its default params, with ``overrides`` applied.
 
-    Gymnax names take overrides of their ``EnvParams`` fields (e.g. ``max_steps_in_episode``);
-    ``brax/<name>`` takes ``backend`` (one of generalized, positional, spring, mjx) and
-    ``episode_length`` (alias ``max_steps_in_episode``).
+    Gymnax names take overrides of their ``EnvParams`` fields (e.g. ``max_steps_in_episode``),
+    each of the field's kind; ``brax/<name>`` takes ``backend`` (one of generalized, positional,
+    spring, mjx) and ``episode_length`` (alias ``max_steps_in_episode``). A name or value that
+    does not fit raises ``InvalidEnvSetting``.
 
     >>> env, params = make("CartPole-v1")
     >>> env, params = make("brax/inverted_pendulum", backend="spring", episode_length=500)
@@ -70,24 +132,9 @@ def make(name: str, **overrides: Any) -> tuple[Environment, Any]:
     if name in _CUSTOM:
         return _CUSTOM[name](**overrides)
     if name.startswith("brax/") and name[5:] in BRAX_ENVS:
-        from envs.brax_adapter import BraxEnv
+        return _make_brax(name, overrides)
+    option_defaults(name)  # unknown names raise here, with suggestions
+    from envs.gymnax_adapter import GymnaxEnv
 
-        kwargs = dict(overrides)
-        if "max_steps_in_episode" in kwargs:
-            kwargs["episode_length"] = kwargs.pop("max_steps_in_episode")
-        unknown = sorted(set(kwargs) - {"backend", "episode_length"})
-        if unknown:
-            raise ValueError(f"{name} has no option {', '.join(unknown)}; it has: backend, episode_length")
-        backend = kwargs.get("backend", "positional")
-        if backend not in BRAX_BACKENDS:
-            raise ValueError(f"unknown brax backend {backend!r}; choose one of {', '.join(BRAX_BACKENDS)}")
-        env = BraxEnv(name[5:], **kwargs)
-        return env, env.default_params
-    if name in gymnax.registered_envs and name not in _NEEDS_DOWNLOAD:
-        from envs.gymnax_adapter import GymnaxEnv
-
-        env = GymnaxEnv(name)
-        return env, _replace_params(name, env.default_params, overrides)
-    close = difflib.get_close_matches(name, list_envs(), n=4, cutoff=0.4)
-    hint = f"; did you mean {', '.join(close)}?" if close else "; `jaxrl list` shows them all"
-    raise UnknownEnvironmentError(f"unknown environment {name!r}{hint}")
+    env = GymnaxEnv(name)
+    return env, replace_params(name, env.default_params, overrides)

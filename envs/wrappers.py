@@ -48,6 +48,10 @@ class Wrapper(Environment):
     def step(self, key, state, action, params=None):
         return self.env.step(key, state, action, params)
 
+    def reset_to_level(self, key, level, params=None):
+        # Correct for wrappers that keep the inner state as it is; the others override it.
+        return self.env.reset_to_level(key, level, params)
+
     def action_space(self, params=None):
         return self.env.action_space(params)
 
@@ -75,7 +79,13 @@ class EpisodeStatistics(Wrapper):
     """
 
     def reset(self, key, params=None):
-        obs, env_state = self.env.reset(key, params)
+        return self._start(*self.env.reset(key, params))
+
+    def reset_to_level(self, key, level, params=None):
+        return self._start(*self.env.reset_to_level(key, level, params))
+
+    @staticmethod
+    def _start(obs, env_state):
         return obs, EpisodeStatisticsState(env_state, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
 
     def step(self, key, state, action, params=None):
@@ -102,6 +112,10 @@ class FlattenObservation(Wrapper):
 
     def reset(self, key, params=None):
         obs, state = self.env.reset(key, params)
+        return obs.reshape(-1), state
+
+    def reset_to_level(self, key, level, params=None):
+        obs, state = self.env.reset_to_level(key, level, params)
         return obs.reshape(-1), state
 
     def step(self, key, state, action, params=None):
@@ -149,19 +163,47 @@ class RescaleAction(Wrapper):
 
 class VectorEnv(Wrapper):
     """``num_envs`` independent copies, stepped together with ``vmap``. Observations, rewards and
-    flags gain a leading batch axis; one key is split into one per copy."""
+    flags gain a leading batch axis; one key is split into one per copy.
+
+    ``params`` are per copy: every leaf has a leading axis of ``num_envs`` (``tile_params`` makes
+    them from one set), so that copies may run with different parameters (a task distribution)
+    and a run state can carry, and change, them like any other data."""
 
     def __init__(self, env: Environment, num_envs: int):
         super().__init__(env)
         self.num_envs = int(num_envs)
 
-    def reset(self, key, params=None):
+    def reset(self, key, params):
         keys = jax.random.split(key, self.num_envs)
-        return jax.vmap(self.env.reset, in_axes=(0, None))(keys, params)
+        return jax.vmap(self.env.reset)(keys, params)
 
-    def step(self, key, state, action, params=None):
+    def step(self, key, state, action, params):
         keys = jax.random.split(key, self.num_envs)
-        return jax.vmap(self.env.step, in_axes=(0, 0, 0, None))(keys, state, action, params)
+        return jax.vmap(self.env.step)(keys, state, action, params)
+
+    def reset_to_level(self, key, level, params):
+        """Every copy restarts on its own level (leaves with a leading ``num_envs`` axis)."""
+        keys = jax.random.split(key, self.num_envs)
+        return jax.vmap(self.env.reset_to_level)(keys, level, params)
+
+
+def tile_params(params: Any, num_envs: int) -> Any:
+    """One set of environment parameters repeated for ``num_envs`` copies (arrays, so that they
+    enter compiled programs as data, never as constants)."""
+    return jax.tree.map(lambda x: jnp.broadcast_to(jnp.asarray(x), (num_envs, *jnp.shape(x))), params)
+
+
+def per_copy_params(params: Any, default: Any, num_envs: int) -> Any:
+    """``params`` for ``num_envs`` copies: tiled when they are one set (leaves shaped like
+    ``default``'s), kept when every leaf already has the leading copy axis."""
+    leaves, default_leaves = jax.tree.leaves(params), jax.tree.leaves(default)
+    if len(leaves) != len(default_leaves):
+        raise ValueError("environment parameters do not have the structure of the environment's default parameters")
+    if all(jnp.shape(x) == jnp.shape(d) for x, d in zip(leaves, default_leaves)):
+        return tile_params(params, num_envs)
+    if all(jnp.shape(x) == (num_envs, *jnp.shape(d)) for x, d in zip(leaves, default_leaves)):
+        return params
+    raise ValueError(f"environment parameters must be one set or one per copy (leading axis {num_envs})")
 
 
 @struct.dataclass
@@ -203,7 +245,14 @@ class NormalizeObservation(Wrapper):
     ``VectorEnv``). Final observations are normalised with the same statistics."""
 
     def reset(self, key, params=None):
-        obs, env_state = self.env.reset(key, params)
+        return self._start(*self.env.reset(key, params))
+
+    def reset_to_level(self, key, level, params=None):
+        """Fresh statistics, as ``reset``: a new run on these levels."""
+        return self._start(*self.env.reset_to_level(key, level, params))
+
+    @staticmethod
+    def _start(obs, env_state):
         stats = RunningMeanStd.zeros(obs.shape[1:]).update(obs)
         return normalize_observation(stats, obs), NormalizeObservationState(env_state, stats)
 
@@ -230,9 +279,15 @@ class NormalizeReward(Wrapper):
         self.gamma = float(gamma)
 
     def reset(self, key, params=None):
-        obs, env_state = self.env.reset(key, params)
-        batch = obs.shape[0]
-        return obs, NormalizeRewardState(env_state, jnp.zeros((batch,), jnp.float32), RunningMeanStd.zeros(()))
+        return self._start(*self.env.reset(key, params))
+
+    def reset_to_level(self, key, level, params=None):
+        """Fresh statistics, as ``reset``."""
+        return self._start(*self.env.reset_to_level(key, level, params))
+
+    @staticmethod
+    def _start(obs, env_state):
+        return obs, NormalizeRewardState(env_state, jnp.zeros((obs.shape[0],), jnp.float32), RunningMeanStd.zeros(()))
 
     def step(self, key, state, action, params=None):
         obs, env_state, reward, terminated, truncated, info = self.env.step(key, state.env_state, action, params)

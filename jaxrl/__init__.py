@@ -1,18 +1,20 @@
 """jaxrl: reinforcement learning where environment, agent and training loop compile to one XLA
-program. See README.md for the architecture."""
+program. See README.md for the architecture: the pure layer (``jaxrl.core``: ``make_train``), the
+pieces it is built from (``jaxrl.components``, ``jaxrl.algorithms``), the host driver
+(``jaxrl.driver``: ``train``, checkpoints, resume), sweeps (``jaxrl.sweeps``) and analysis
+(``jaxrl.analysis``: evaluation, statistics, plots)."""
 
 from jaxrl import _platform  # noqa: F401  (must run before JAX starts a backend)
 
-from jaxrl import algorithms
-from jaxrl.algorithms import ConfigError, get_algorithm, list_algorithms
-from jaxrl.gae import gae
-from jaxrl.runner import TrainResult, train
+from jaxrl import algorithms  # noqa: F401  (registers the built-in algorithms' names)
+from jaxrl.core.contract import ConfigError, get_algorithm, list_algorithms, register
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ConfigError",
     "SweepResult",
+    "Train",
     "TrainResult",
     "algorithms",
     "evaluate",
@@ -20,16 +22,34 @@ __all__ = [
     "get_algorithm",
     "list_algorithms",
     "load_policy",
+    "make_train",
+    "register",
+    "register_objective",
+    "register_optimizer",
+    "register_targets",
     "sweep",
     "train",
     "train_run",
     "__version__",
 ]
 
-# Imported on first use: they pull in Orbax, which `import jaxrl` should not pay for.
-_LAZY = {"load_policy": "jaxrl.evaluation", "evaluate": "jaxrl.evaluation", "train_run": "jaxrl.session"}
-# Sweeps pull in pandas; their module is ``jaxrl.sweeps`` so the function can be ``jaxrl.sweep``.
-_LAZY.update(sweep="jaxrl.sweeps", SweepResult="jaxrl.sweeps")
+# Imported on first use, so that `import jaxrl` stays cheap: each pulls in what it needs (Orbax,
+# pandas, matplotlib, an algorithm's dependencies) only when it is called.
+_LAZY = {
+    "make_train": "jaxrl.core.train",
+    "Train": "jaxrl.core.train",
+    "train": "jaxrl.driver.training",
+    "TrainResult": "jaxrl.driver.training",
+    "train_run": "jaxrl.driver.run",
+    "load_policy": "jaxrl.analysis.evaluation",
+    "evaluate": "jaxrl.analysis.evaluation",
+    "sweep": "jaxrl.sweeps.run",
+    "SweepResult": "jaxrl.sweeps.result",
+    "gae": "jaxrl.components.gae",
+    "register_objective": "jaxrl.components.objectives",
+    "register_optimizer": "jaxrl.components.optim",
+    "register_targets": "jaxrl.components.targets",
+}
 
 
 def __getattr__(name: str):

@@ -34,16 +34,6 @@ def key_values(items: Sequence[str] | None, flag: str, *, unique: bool = False) 
     return out
 
 
-def number_or_text(text: str) -> Any:
-    """An environment option from the command line: int, else float, else the text."""
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="jaxrl",
@@ -62,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     train.add_argument("--total-steps", type=int, default=None, help="environment steps per seed (default: the algorithm's)")
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field or hyperparameter, e.g. lr=3e-4 (repeatable)")
-    train.add_argument("--env-set", action="append", metavar="KEY=VALUE", help="environment option, e.g. backend=spring or max_steps_in_episode=200")
+    train.add_argument("--env-set", action="append", metavar="KEY=VALUE", help=(
+        "environment parameter or option, e.g. max_steps_in_episode=200 or backend=spring; a distribution "
+        "such as gravity=uniform:8:12 randomises it every episode (domain randomisation)"))
     train.add_argument("--log-every", type=int, default=None, help="updates per logged row (default: ~100 rows)")
     train.add_argument("--out", default=None, help="run directory to write (default: runs/<algorithm>-<env>)")
     train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
@@ -76,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files to RUN_DIR/tensorboard (needs tensorboardX)")
     train.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (needs wandb; project from WANDB_PROJECT)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--no-compile-cache", action="store_true", help=(
+        "do not use JAX's persistent compilation cache (also JAXRL_COMPILATION_CACHE=0)"))
 
     evaluate = sub.add_parser("eval", help="evaluate a trained run's deterministic policies", description=(
         "Run the deterministic (greedy / mean) policy of every seed of RUN_DIR's newest checkpoint for "
@@ -87,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--max-steps", type=int, default=None, help="stop episodes after this many steps (default 100000)")
     evaluate.add_argument("--render", action="store_true", help="also write RUN_DIR/episode.gif of one episode of seed 0")
 
-    from jaxrl.sweep_cli import add_parser as add_sweep_parser
+    from jaxrl.sweeps.cli import add_parser as add_sweep_parser
 
     add_sweep_parser(sub)
 
@@ -97,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_list() -> int:
     import envs
-    from jaxrl.algorithms import get_algorithm, list_algorithms
+    from jaxrl.core.contract import get_algorithm, list_algorithms
 
     print("algorithms:")
     for name in list_algorithms():
@@ -119,14 +113,15 @@ def _safe_name(text: str) -> str:
 def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from jaxrl.algorithms import ConfigError
-    from jaxrl.plotting import summary_line
-    from jaxrl.session import train_run
+    from jaxrl.analysis.plotting import summary_line
+    from jaxrl.core.contract import ConfigError
+    from jaxrl.driver.run import train_run
 
     overrides: dict[str, Any] = key_values(args.set, "--set")
     if args.total_steps is not None:
         overrides["total_steps"] = str(args.total_steps)
-    env_overrides = {k: number_or_text(v) for k, v in key_values(args.env_set, "--env-set").items()}
+    # Text: each value is parsed (and checked) by its parameter's type before anything compiles.
+    env_overrides = key_values(args.env_set, "--env-set")
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
     if args.log_every is not None and args.log_every < 1:
@@ -174,10 +169,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     import json
 
-    from jaxrl.algorithms import ConfigError
-    from jaxrl.evaluation import check_renderable, evaluate_loaded, render_loaded
-    from jaxrl.rundir import _atomic_write
-    from jaxrl.session import load_run
+    from jaxrl.analysis.evaluation import check_renderable, evaluate_loaded, render_loaded
+    from jaxrl.core.contract import ConfigError
+    from jaxrl.driver.rundir import _atomic_write
+    from jaxrl.driver.run import load_run
 
     if args.episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
@@ -212,8 +207,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_list()
         if args.command == "eval":
             return _cmd_eval(args)
+        if getattr(args, "no_compile_cache", False):
+            from jaxrl import _platform
+
+            _platform.disable_compilation_cache()
         if args.command == "sweep":
-            from jaxrl.sweep_cli import run_command
+            from jaxrl.sweeps.cli import run_command
 
             return run_command(args)
         return _cmd_train(args)
@@ -221,10 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as error:  # noqa: BLE001 - bad input classes are known; anything else is a bug
-        from envs import UnknownEnvironmentError
-        from jaxrl.algorithms import ConfigError
+        from envs import InvalidEnvSetting, UnknownEnvironmentError
+        from jaxrl.core.contract import ConfigError
 
-        if isinstance(error, (ConfigError, UnknownEnvironmentError)):
+        if isinstance(error, (ConfigError, UnknownEnvironmentError, InvalidEnvSetting)):
             print(f"error: {error}", file=sys.stderr)
             return EXIT_BAD_INPUT
         raise

@@ -21,13 +21,14 @@ import numpy as np
 import pytest
 from flax import struct as flax_struct
 
-from jaxrl import session
-from jaxrl.algorithms.base import register
+from jaxrl.driver import run as session
+from jaxrl.driver import runner
+from jaxrl.core.contract import register
 from jaxrl.algorithms.ppo import PPO
-from jaxrl.checkpoint import CheckpointError, CheckpointStore, decode_rows, encode_rows, first_difference
+from jaxrl.driver.checkpoint import CheckpointError, CheckpointStore, decode_rows, encode_rows, first_difference
 from jaxrl.cli import main
-from jaxrl.runner import train
-from jaxrl.session import load_run, plan_checkpoints
+from jaxrl.driver.training import train
+from jaxrl.driver.run import load_run, plan_checkpoints
 
 # One configuration for every CLI run in this file, so they share compiled programs. Long enough
 # (195 updates, ~1.5 s on a loaded 2-core CPU) that a kill after the first checkpoint lands
@@ -73,41 +74,58 @@ def reference_run(tmp_path_factory) -> Path:
 # Chunking and planning
 
 
+def _leaves(tree):
+    return [np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x) for x in jax.tree.leaves(tree)]
+
+
 def test_chunked_run_equals_single_call_bitwise():
-    # One seed: a vmapped init of two seeds can deadlock jaxlib's batched LAPACK QR on a 2-core CPU.
-    kwargs = dict(overrides={"total_steps": 20_000, "num_envs": 4}, num_seeds=1, log_every=2)
     # 39 updates: 19 windows of 2 and one of 1; 3 windows a chunk leaves a padded last chunk.
-    chunked = train("ppo", "CartPole-v1", logs_per_chunk=3, **kwargs)
-    single = train("ppo", "CartPole-v1", logs_per_chunk=20, **kwargs)
+    kwargs = dict(overrides={"total_steps": 20_000, "num_envs": 4}, num_seeds=1, log_every=2)
+    chunked = train("ppo", "CartPole-v1", chunk_windows=3, **kwargs)
+    single = train("ppo", "CartPole-v1", chunk_windows=20, **kwargs)
     seen = []
-    hooked = train("ppo", "CartPole-v1", logs_per_chunk=3, on_chunk=lambda state, done: seen.append(done), **kwargs)
-    assert seen == [6, 12, 18, 24, 30, 36, 39]
+    hooked = session.run_seeds(chunked.train, seed=0, num_seeds=1, chunk_windows=3, on_chunk=lambda state, done: seen.append(done))
+    assert seen == [3, 6, 9, 12, 15, 18, 20]
     for other in (single, hooked):
         np.testing.assert_array_equal(chunked.steps, other.steps)
         assert chunked.metrics.keys() == other.metrics.keys()
         for name in chunked.metrics:
             np.testing.assert_array_equal(chunked.metrics[name], other.metrics[name], err_msg=name)
-        for a, b in zip(jax.tree.leaves(chunked.state), jax.tree.leaves(other.state)):
-            if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
-                a, b = jax.random.key_data(a), jax.random.key_data(b)
-            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        for a, b in zip(_leaves(chunked.state), _leaves(other.state)):
+            np.testing.assert_array_equal(a, b)
+    # The driver runs windows of the one pure function: ``Train.init`` for every run and then all
+    # windows of ``Train.run`` vmapped over the runs (their shared env parameters unbatched), in
+    # one call, give the same bits.
+    train_fn = chunked.train
+    keys = runner.run_keys(0, np.arange(1))
+    hparams = train_fn.default_hparams
+    states = jax.jit(lambda keys: jax.lax.map(lambda key: train_fn.init(key, hparams), keys))(keys)
+    states = jax.tree.map(lambda x: x, states)
+    axes = runner.state_axes(states)
+    states = states.replace(env=states.env.replace(params=jax.tree.map(lambda x: x[0], states.env.params)))
+    run = jax.vmap(lambda state: train_fn.run(state, hparams), in_axes=(axes,), out_axes=(axes, 0))
+    state, rows = jax.jit(run)(states)
+    for name in chunked.metrics:
+        np.testing.assert_array_equal(np.asarray(rows[name]), chunked.metrics[name], err_msg=name)
+    for a, b in zip(_leaves(chunked.state), _leaves(state)):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize(
-    "num_updates, log_every, checkpoint_every, expected",
+    "num_logs, log_every, checkpoint_every, expected",
     [
         (195, 1, 8192, (16, 16)),  # 16 windows, within one default chunk (20 windows): chunks of 16
         (195, 1, 2048, (4, 4)),  # shorter than a default chunk: the chunk shrinks to it
         (195, 1, 0, (None, 20)),  # only the final checkpoint; default chunks (195 windows / 10)
         (195, 1, None, (20, 20)),  # default: about ten a run
-        (2000, 10, 97 * 10 * 512, (1000, 20)),  # 97 windows (prime): rounded to 100, whole chunks of 20
+        (200, 10, 97 * 10 * 512, (100, 20)),  # 97 windows (prime): rounded to 100, whole chunks of 20
     ],
 )
-def test_plan_checkpoints_falls_on_chunk_boundaries(num_updates, log_every, checkpoint_every, expected):
-    plan = plan_checkpoints(num_updates, log_every, 512, checkpoint_every)
-    assert (plan.every_updates, plan.logs_per_chunk) == expected
-    if plan.every_updates is not None:
-        assert plan.every_updates % (plan.logs_per_chunk * log_every) == 0
+def test_plan_checkpoints_falls_on_chunk_boundaries(num_logs, log_every, checkpoint_every, expected):
+    plan = plan_checkpoints(num_logs, log_every, 512, checkpoint_every)
+    assert (plan.every_windows, plan.chunk_windows) == expected
+    if plan.every_windows is not None:
+        assert plan.every_windows % plan.chunk_windows == 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,10 +225,10 @@ def test_sigkill_then_resume_matches_uninterrupted_run(reference_run, tmp_path, 
     assert killed_at < 99_840
 
     started = []
-    real_train = session.train
-    monkeypatch.setattr(session, "train", lambda *a, **k: started.append(k["start_update"]) or real_train(*a, **k))
+    real_run = session.run_seeds
+    monkeypatch.setattr(session, "run_seeds", lambda *a, **k: started.append(k["start_window"]) or real_run(*a, **k))
     assert main(TRAIN + ["--resume", str(run)]) == 0
-    assert started == [killed_at // 512]  # it continued from the newest checkpoint
+    assert started == [killed_at // 512]  # it continued from the newest checkpoint (one update a window)
     assert (run / "metrics.csv").read_bytes() == (reference_run / "metrics.csv").read_bytes()
     assert _complete_steps(run / "checkpoints") == [98_304, 99_840]  # the newest two (keep 2)
 

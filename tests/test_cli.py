@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
-from jaxrl.algorithms.base import Algorithm, register
+from jaxrl.core.contract import Algorithm, register
 from jaxrl.algorithms.ppo import PPO
 from jaxrl.cli import main
 

@@ -115,6 +115,7 @@ def test_running_mean_std_matches_numpy():
 def test_normalisers_keep_statistics_in_state_and_normalise_final_obs():
     env, params = envs.make("Pendulum-v1")
     vec = envs.make_vector(env, 4, normalize_obs=True, normalize_reward=True)
+    params = envs.tile_params(params, 4)  # a vectorised env takes one set of parameters per copy
     obs, state = vec.reset(jax.random.key(0), params)
     step = jax.jit(vec.step)
     for t in range(50):

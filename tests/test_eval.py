@@ -11,10 +11,10 @@ import pytest
 import envs
 from jaxrl import load_policy
 from jaxrl.cli import main
-from jaxrl.evaluation import episode_program, eval_keys, evaluate
-from jaxrl.plotting import return_curves
-from jaxrl.stats import nested_bootstrap_ci as bootstrap_ci
-from jaxrl.session import load_run, train_run
+from jaxrl.analysis.evaluation import episode_program, eval_keys, evaluate
+from jaxrl.analysis.plotting import return_curves
+from jaxrl.analysis.stats import nested_bootstrap_ci as bootstrap_ci
+from jaxrl.driver.run import load_run, train_run
 
 EPISODES = 8
 
@@ -49,7 +49,7 @@ def test_eval_writes_eval_json(trained, capsys):
 
 def test_load_policy_reproduces_the_trained_policy(trained):
     run_dir, result = trained
-    trained_params = jax.tree.map(lambda x: x[0], result.agent.policy_params(result.state))
+    trained_params = jax.tree.map(lambda x: x[0], result.train.policy_params(result.state))
     assert trained_params["obs_stats"] is not None  # the normaliser travels with the policy
     loaded_params = load_run(run_dir).policy_params(0)
     for a, b in zip(jax.tree.leaves(trained_params), jax.tree.leaves(loaded_params)):
@@ -57,13 +57,13 @@ def test_load_policy_reproduces_the_trained_policy(trained):
 
     act = load_policy(run_dir)
     obs = 2.0 * jax.random.normal(jax.random.key(1), (256, 4))
-    expected = jax.jit(lambda p, o: result.agent.act(p, o, jax.random.key(0), True))(trained_params, obs)
+    expected = jax.jit(lambda p, o: result.train.act(p, o, jax.random.key(0), True))(trained_params, obs)
     np.testing.assert_array_equal(act(obs, jax.random.key(0)), expected)
 
     # The same episodes played by the loaded act and by the trained agent give the same returns.
     env, env_params = envs.make("CartPole-v1")
     keys = eval_keys(0, 2)[:1]
-    by_agent = episode_program(env, env_params, lambda p, o, k: result.agent.act(p, o, k, True), EPISODES, 10_000)
+    by_agent = episode_program(env, env_params, lambda p, o, k: result.train.act(p, o, k, True), EPISODES, 10_000)
     by_loaded = episode_program(env, env_params, lambda _, o, k: act(o, k), EPISODES, 10_000)
     returns_agent = by_agent(jax.tree.map(lambda x: x[None], trained_params), keys)[0]
     returns_loaded = by_loaded(jnp.zeros(1), keys)[0]
@@ -131,8 +131,8 @@ def test_render_refusal_leaves_no_files(trained, capsys):
 
 
 def test_envs_gymnax_cannot_draw_are_refused():
-    from jaxrl.algorithms import ConfigError
-    from jaxrl.evaluation import _renderable_env
+    from jaxrl.core.contract import ConfigError
+    from jaxrl.analysis.evaluation import _renderable_env
 
     with pytest.raises(ConfigError, match="DeepSea-bsuite cannot be rendered"):
         _renderable_env("DeepSea-bsuite", {})

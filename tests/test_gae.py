@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import envs
-from jaxrl.gae import gae
-from jaxrl.rollout import env_reset, rollout
+from jaxrl.components.gae import gae
+from jaxrl.components.rollout import env_reset, rollout
 
 
 def test_gae_hand_computed():
@@ -47,7 +47,7 @@ def test_truncation_bootstraps_and_termination_does_not():
     vec = envs.make_vector(env, 8)
     policy = lambda key, obs: (jax.random.randint(key, obs.shape[:1], 0, 2), {})  # noqa: E731
     carry = env_reset(vec, params, jax.random.key(1))
-    _, traj = rollout(vec, params, policy, carry, jax.random.key(2), 64)
+    _, traj = rollout(vec, policy, carry, jax.random.key(2), 64)
     assert bool(traj.truncated.any()) and bool(traj.terminated.any())
     value = lambda obs: 1.0 + obs[..., 0]  # noqa: E731
     v, v_next = value(traj.obs), value(traj.next_obs)

@@ -3,7 +3,7 @@
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrl.losses import clipped_surrogate_loss, normalize, value_loss
+from jaxrl.components.losses import clipped_surrogate_loss, normalize, value_loss
 
 
 def test_clipped_surrogate_hand_computed():

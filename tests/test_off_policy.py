@@ -10,14 +10,14 @@ import pytest
 
 import envs
 import jaxrl
-from jaxrl import runner
-from jaxrl.actor_critic import polyak, tanh_gaussian_log_prob, tanh_gaussian_sample, temperature_loss
-from jaxrl.algorithms.base import ConfigError
+from jaxrl.core import train as core_train
+from jaxrl.components.actor_critic import polyak, tanh_gaussian_log_prob, tanh_gaussian_sample, temperature_loss
+from jaxrl.core.contract import ConfigError
 from jaxrl.algorithms.td3 import TD3Config, TD3HParams, smoothed_target_action
 from jaxrl.algorithms.td3 import build as build_td3
 from jaxrl.cli import main
-from jaxrl.losses import dsac_t_critic_loss, dsac_t_targets
-from jaxrl.session import load_run
+from jaxrl.components.losses import dsac_t_critic_loss, dsac_t_targets
+from jaxrl.driver.run import load_run
 
 # Tiny runs that exercise the agents inside the runner; one configuration, so they share one
 # compiled program per agent.
@@ -102,21 +102,24 @@ def test_td3_updates_actor_and_targets_only_every_policy_delay_critic_steps():
     config = TD3Config(
         total_steps=1_000, num_envs=1, gradient_steps=1, learning_starts=8, batch_size=8, buffer_size=100, hidden_sizes=(8, 8), policy_delay=3
     )
-    agent = build_td3(config, env, env_params)
-    hparams = runner.to_hparams(TD3HParams())
-    state = jax.jit(agent.init)(jax.random.key(0), hparams)
+    agent = build_td3(config, env)
+    hparams = core_train.to_hparams(TD3HParams())
+    state = jax.jit(agent.init)(jax.random.key(0), hparams, env_params)
     update = jax.jit(agent.update)
 
     def same(a, b):
         return all(jax.tree.leaves(jax.tree.map(lambda x, y: np.array_equal(np.asarray(x), np.asarray(y)), a, b)))
 
-    delayed, held = 0, 0
-    for _ in range(20):
-        new, _ = update(state, hparams)
+    delayed, held, idle = 0, 0, 0
+    for step in range(20):
+        new, _ = update(state, hparams, jnp.int32(step))
         old_learner, learner = state.learner, new.learner
-        if int(learner.critic_steps) > int(old_learner.critic_steps):
+        # Learning starts with the update that completes 8 env steps (step 7); its critic steps
+        # are numbered from 1 there, and every third one moves the actor and the targets.
+        critic_step = step - 7 + 1
+        if critic_step >= 1:
             assert not same(learner.critic, old_learner.critic)
-            if int(learner.critic_steps) % 3 == 0:
+            if critic_step % 3 == 0:
                 delayed += 1
                 assert not same(learner.actor, old_learner.actor)
                 expected = polyak((learner.actor, learner.critic), (old_learner.target_actor, old_learner.target_critic), 0.005)
@@ -129,9 +132,44 @@ def test_td3_updates_actor_and_targets_only_every_policy_delay_critic_steps():
                 assert same(learner.target_actor, old_learner.target_actor)
                 assert same(learner.target_critic, old_learner.target_critic)
         else:
+            idle += 1
             assert same(learner, old_learner)  # warm-up: nothing learns
         state = new
-    assert delayed >= 3 and held >= 6
+    assert delayed >= 3 and held >= 6 and idle == 7
+
+
+def _primitives(jaxpr, inside_cond=False, found=None):
+    """(primitive name, whether it sits inside a cond's branch) of every equation, recursively."""
+    found = [] if found is None else found
+    for eqn in jaxpr.eqns:
+        found.append((eqn.primitive.name, inside_cond))
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, (list, tuple)) else [param]:
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    _primitives(inner, inside_cond or eqn.primitive.name == "cond", found)
+    return found
+
+
+@pytest.mark.parametrize("algorithm, env_name", [("sac", "Pendulum-v1"), ("dqn", "CartPole-v1")])
+def test_vmapped_update_learns_inside_a_real_conditional(algorithm, env_name):
+    # The update index is shared by every vmapped run, so the warm-up test stays a cond under
+    # vmap: the learner's matrix products all sit inside a branch, none is computed and thrown
+    # away by a select.
+    overrides = {"total_steps": 1_000, "learning_starts": 200, "hidden_sizes": (8, 8), "batch_size": 8, "buffer_size": 400}
+    train_fn = jaxrl.make_train(algorithm, env_name, overrides=overrides)
+    keys = jax.random.split(jax.random.key(0), 3)
+    states = jax.eval_shape(jax.vmap(train_fn.init, in_axes=(0, None)), keys, train_fn.default_hparams)
+    update = jax.vmap(train_fn.agent.update, in_axes=(0, None, None))
+    jaxpr = jax.make_jaxpr(update)(states, train_fn.default_hparams, jnp.int32(0)).jaxpr
+    found = _primitives(jaxpr)
+    learner_dots = [inside for name, inside in found if name == "dot_general" and inside]
+    outside_dots = [inside for name, inside in found if name == "dot_general" and not inside]
+    assert ("cond", False) in found
+    assert learner_dots, "the learner's products should be inside the cond's branches"
+    # Outside the cond only the acting network's forward passes remain (one per rollout step's
+    # policy: the behaviour policy's layers), never its gradients.
+    assert len(outside_dots) < len(learner_dots) / 3, (len(outside_dots), len(learner_dots))
 
 
 @pytest.mark.parametrize("algorithm", ["td3", "dsac-t"])
@@ -219,9 +257,9 @@ def test_dsac_t_keeps_moving_averages_of_the_critic_std_in_its_state():
 
 def test_changing_learning_rates_does_not_recompile():
     a = jaxrl.train("sac", "Pendulum-v1", overrides={**SMALL, "actor_lr": 1e-3})
-    before = runner.compile_count()
+    before = core_train.trace_count()
     b = jaxrl.train("sac", "Pendulum-v1", overrides={**SMALL, "actor_lr": 1e-4, "critic_lr": 3e-3, "tau": 0.01})
-    assert runner.compile_count() == before
+    assert core_train.trace_count() == before
     assert not np.array_equal(a.metrics["actor_loss"][:, -1], b.metrics["actor_loss"][:, -1])
 
 
@@ -232,7 +270,7 @@ def test_sac_resumes_from_a_checkpoint_with_its_replay_buffer_bitwise(tmp_path):
     assert int(np.asarray(middle.state.replay.current_index).max()) > 0
     resumed = jaxrl.train(
         "sac", "Pendulum-v1", num_seeds=2, overrides=overrides, state=middle.state,
-        start_update=middle.metadata["updates_done"], log_every=middle.metadata["log_every"],
+        start_window=middle.metadata["windows_done"], log_every=middle.metadata["log_every"],
     )
     same = jax.tree.map(lambda a, b: np.array_equal(np.asarray(a), np.asarray(b)), (resumed.state.replay, resumed.state.learner), (full.state.replay, full.state.learner))
     assert all(jax.tree.leaves(same))

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import jaxrl
-from jaxrl import runner
-from jaxrl.algorithms.base import Algorithm, ConfigError
+from jaxrl.core import train as core_train
+from jaxrl.core.contract import Algorithm, ConfigError
 from jaxrl.algorithms.ppo import PPO
 
 
@@ -52,13 +52,13 @@ def test_seeds_differ_and_seed_index_is_stable():
 def test_changing_continuous_hyperparameters_does_not_recompile():
     overrides = {"total_steps": 4096}
     a = jaxrl.train("ppo", "CartPole-v1", overrides={**overrides, "lr": 1e-3})
-    before = runner.compile_count()
+    before = core_train.trace_count()
     b = jaxrl.train("ppo", "CartPole-v1", overrides={**overrides, "lr": 3e-4, "ent_coef": 0.0, "gamma": 0.9})
-    assert runner.compile_count() == before
+    assert core_train.trace_count() == before
     assert not np.array_equal(a.metrics["policy_loss"], b.metrics["policy_loss"])
     # A structural change (the number of envs) does compile anew.
     jaxrl.train("ppo", "CartPole-v1", overrides={**overrides, "num_envs": 8})
-    assert runner.compile_count() > before
+    assert core_train.trace_count() > before
 
 
 def test_hyperparameter_leaves_may_be_arrays():
@@ -81,7 +81,7 @@ def test_trained_policy_acts():
 def test_discrete_only_algorithm_rejects_continuous_env():
     discrete_only = Algorithm(**{**{f.name: getattr(PPO, f.name) for f in dataclasses.fields(PPO)}, "name": "ppo-discrete", "continuous": False})
     with pytest.raises(ConfigError, match="needs discrete actions"):
-        runner.resolve(discrete_only, "Pendulum-v1")
+        core_train.resolve(discrete_only, "Pendulum-v1")
 
 
 def test_ppo_uses_cnn_torso_on_minatar():

@@ -16,9 +16,13 @@ import numpy as np
 import pytest
 
 import jaxrl
-from jaxrl import runner, stats
+from jaxrl.analysis import stats
+from jaxrl.core import train as core_train
+from jaxrl.driver import runner
 from jaxrl.cli import main
-from jaxrl.sweeps import parse_distribution, plan, summarize
+from jaxrl.core.distributions import parse_distribution
+from jaxrl.sweeps.plan import plan
+from jaxrl.sweeps.result import summarize
 
 SMALL = {"total_steps": 4096, "num_envs": 4}
 METRICS = ["episode_return", "episode_length", "policy_loss", "value_loss", "entropy", "approx_kl"]
@@ -28,7 +32,7 @@ METRICS = ["episode_return", "episode_length", "policy_loss", "value_loss", "ent
 def grid_result():
     # Forget programs built by earlier tests in this process, so the compilation count below
     # does not depend on which tests ran first.
-    runner._BUILD_CACHE.clear()
+    runner.clear_caches()
     # lr is traced (varies inside a program); num_minibatches is structural (one program each).
     return jaxrl.sweep(
         "ppo", "CartPole-v1", grid={"lr": [1e-4, 1e-3], "num_minibatches": [2, 4]}, seeds=2, overrides=SMALL
@@ -262,11 +266,11 @@ BAD_SPECS = [
 @pytest.mark.parametrize("extra", BAD_SPECS, ids=[" ".join(s) or "nothing" for s in BAD_SPECS])
 def test_cli_bad_specs_exit_2_with_one_line(extra, tmp_path, capsys):
     out = tmp_path / "never"
-    traces = runner.compile_count()
+    traces = core_train.trace_count()
     code = main(["sweep", "ppo", "--env", "CartPole-v1", "--out", str(out), *extra])
     captured = capsys.readouterr()
     assert code == 2
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
     assert not out.exists()  # checked before the run directory is made
-    assert runner.compile_count() == traces  # and before anything compiles
+    assert core_train.trace_count() == traces  # and before anything compiles

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import jaxrl
-from jaxrl.algorithms.base import ConfigError
+from jaxrl.core.contract import ConfigError
 from jaxrl.cli import main
 
 SMALL = {"total_steps": 4096, "num_envs": 4}

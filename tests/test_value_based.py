@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 import jaxrl
-from jaxrl import stats
-from jaxrl.algorithms.base import ConfigError
+from jaxrl.analysis import stats
+from jaxrl.core.contract import ConfigError
 from jaxrl.cli import main
-from jaxrl.replay import Replay
-from jaxrl.rollout import Transition
-from jaxrl.session import load_run
+from jaxrl.components.replay import Replay
+from jaxrl.components.rollout import Transition
+from jaxrl.driver.run import load_run
 
 
 def _transitions(values: jax.Array) -> Transition:
@@ -104,10 +104,9 @@ def test_dqn_resumes_from_a_checkpoint_with_its_replay_buffer_bitwise(tmp_path):
     full = jaxrl.train_run("dqn", "CartPole-v1", tmp_path / "run", overrides=overrides, num_seeds=2, checkpoint_every=3_000)
     middle = load_run(tmp_path / "run", step=3_000)
     assert int(np.asarray(middle.state.replay.current_index).max()) > 0  # the buffer was saved with data
-    updates_done = middle.metadata["updates_done"]
     resumed = jaxrl.train(
-        "dqn", "CartPole-v1", num_seeds=2, overrides=overrides, state=middle.state, start_update=updates_done,
-        log_every=middle.metadata["log_every"],
+        "dqn", "CartPole-v1", num_seeds=2, overrides=overrides, state=middle.state,
+        start_window=middle.metadata["windows_done"], log_every=middle.metadata["log_every"],
     )
     # Continuing from the checkpoint reaches the uninterrupted run's final state (replay buffer,
     # networks, optimizer, environments, key) bit for bit, and logs the same rows.
@@ -115,7 +114,7 @@ def test_dqn_resumes_from_a_checkpoint_with_its_replay_buffer_bitwise(tmp_path):
         np.testing.assert_array_equal(a, b)
     same = jax.tree.map(lambda a, b: np.array_equal(np.asarray(a), np.asarray(b)), resumed.state.replay, full.state.replay)
     assert all(jax.tree.leaves(same))
-    same = jax.tree.map(lambda a, b: np.array_equal(np.asarray(a), np.asarray(b)), resumed.state.params, full.state.params)
+    same = jax.tree.map(lambda a, b: np.array_equal(np.asarray(a), np.asarray(b)), resumed.state.learner, full.state.learner)
     assert all(jax.tree.leaves(same))
     rows = resumed.metrics["q_loss"].shape[1]
     np.testing.assert_array_equal(resumed.metrics["q_loss"], full.metrics["q_loss"][:, -rows:])

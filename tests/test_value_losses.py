@@ -8,9 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl.gae import gae
-from jaxrl.qlearning import bootstrap_action, epsilon_greedy, linear_schedule, n_step_return
-from jaxrl.value_losses import ValueHead, categorical_projection, hl_gauss, support_centers, two_hot
+from jaxrl.components.gae import gae
+from jaxrl.components.qlearning import bootstrap_action, epsilon_greedy, linear_schedule, n_step_return
+from jaxrl.components.value_losses import ValueHead, categorical_projection, hl_gauss, support_centers, two_hot
 
 
 def _phi(x: float) -> float:

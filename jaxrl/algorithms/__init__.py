@@ -1,14 +1,18 @@
-"""Algorithms register themselves on import; ``get_algorithm(name)`` looks them up."""
+"""The agents, one file each. An agent registers itself when its module is imported; the built-in
+ones are registered here by name only, so that ``import jaxrl`` (and a PPO run) never imports the
+others (DQN's replay pulls in flashbax, for one)."""
 
-from jaxrl.algorithms import dqn, dsac_t, mdpo_off, ppo, pqn, sac, td3  # noqa: F401  (register "dqn", "dsac-t", "mdpo", "mdpo-off", "ppo", "pqn", "sac", "td3")
-from jaxrl.algorithms.base import (
-    Agent,
-    Algorithm,
-    ConfigError,
-    apply_overrides,
-    get_algorithm,
-    list_algorithms,
-    register,
-)
+from jaxrl.core.contract import register_lazy
 
-__all__ = ["Agent", "Algorithm", "ConfigError", "apply_overrides", "get_algorithm", "list_algorithms", "register"]
+_BUILT_IN = {
+    "ppo": "ppo",
+    "mdpo": "ppo",
+    "dqn": "dqn",
+    "pqn": "pqn",
+    "sac": "sac",
+    "td3": "td3",
+    "dsac-t": "dsac_t",
+    "mdpo-off": "mdpo_off",
+}
+for _name, _module in _BUILT_IN.items():
+    register_lazy(_name, f"jaxrl.algorithms.{_module}")

@@ -5,9 +5,11 @@ epsilon schedule, and a squared-error loss by default, or Huber, or any classifi
 ``jaxrl.value_losses`` (hl_gauss, two_hot, c51 for the distributional C51 of Bellemare et al.,
 2017), with an experience replay per run.
 
-One ``update`` steps ``num_envs`` environments ``num_steps`` times with the epsilon-greedy
-policy, adds the transitions to the replay and, once ``learning_starts`` environment steps have
-been collected, takes ``gradient_steps`` optimizer steps on sampled minibatches.
+One ``update`` is the kit's one off-policy loop (``jaxrl.components.off_policy``): step
+``num_envs`` environments ``num_steps`` times with the epsilon-greedy policy, add the transitions
+to the replay and, once ``learning_starts`` environment steps have been collected, take
+``gradient_steps`` optimizer steps on sampled n-step sequences, then refresh the target network
+every ``target_update_every`` updates.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
 import envs
-from jaxrl.algorithms.base import Agent, Algorithm, check_batch, register, require
-from jaxrl.qlearning import (
+from jaxrl.components.off_policy import OffPolicyLoop, OffPolicyState
+from jaxrl.components.optim import apply, check_optimizer
+from jaxrl.components.qlearning import (
     bootstrap_action,
     build_q_network,
     check_q_config,
@@ -32,9 +34,8 @@ from jaxrl.qlearning import (
     n_step_return,
     q_optimizer,
 )
-from jaxrl.replay import Replay
-from jaxrl.rollout import EnvCarry, env_reset, episode_metrics, rollout
-from jaxrl.value_losses import categorical_projection
+from jaxrl.components.value_losses import categorical_projection
+from jaxrl.core.contract import Agent, Algorithm, Progress, check_batch, compose, register, require
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class DQNConfig:
     activation: str = "relu"
     layer_norm: bool = False
     torso: str = "auto"  # auto | mlp | cnn
+    optimizer: str = "adam"  # jaxrl.components.optim
 
 
 @struct.dataclass
@@ -71,36 +73,33 @@ class DQNHParams:
     max_grad_norm: Any = 10.0
     huber_delta: Any = 1.0
     adam_eps: Any = 1e-8
+    optimizer_params: Any = None  # a learned optimizer's weights
 
 
 @struct.dataclass
-class DQNState:
+class DQNLearner:
     params: Any
     target_params: Any
     opt_state: Any
-    replay: Any
-    env: EnvCarry
-    key: jax.Array
-    update_step: jax.Array
 
 
-def build(config: DQNConfig, env: envs.Environment, env_params: Any) -> Agent:
-    network, head, obs_shape = build_q_network(config, env, env_params)
-    vec_env = envs.make_vector(env, config.num_envs)
-    replay = Replay(config.num_envs, config.buffer_size, config.batch_size, config.n_step)
-    steps_per_update = config.num_envs * config.num_steps
-    num_updates = config.total_steps // steps_per_update
+def build(config: DQNConfig, env: envs.Environment) -> Agent:
+    network, head, obs_shape = build_q_network(config, env)
+    # Epsilon-greedy from the first step (epsilon starts at 1), so no separate random warm-up.
+    loop = OffPolicyLoop(config, env, sequence_length=config.n_step, random_warmup=False)
+    num_updates = loop.num_updates
 
     def q_values(params, obs):
         return head.value(network.apply(params, obs))
 
-    def init(key: jax.Array, hparams: DQNHParams) -> DQNState:
-        key, net_key, env_key = jax.random.split(key, 3)
+    def tx(hparams: DQNHParams, step: jax.Array):
+        return q_optimizer(config, hparams, Progress(step, num_updates))
+
+    def init(key: jax.Array, hparams: DQNHParams, env_params: Any) -> OffPolicyState:
+        key, net_key = jax.random.split(key)
         params = network.init(net_key, jnp.zeros((1, *obs_shape), jnp.float32))
-        env_carry = env_reset(vec_env, env_params, env_key)
-        replay_state = replay.init(env_carry.obs[0], jnp.zeros((), jnp.int32))
-        opt_state = q_optimizer(hparams.lr, hparams).init(params)
-        return DQNState(params, params, opt_state, replay_state, env_carry, key, jnp.zeros((), jnp.int32))
+        opt_state = tx(hparams, jnp.zeros((), jnp.int32)).init(params)
+        return loop.init(key, DQNLearner(params, params, opt_state), env_params)
 
     def loss_fn(params, target_params, batch, hparams: DQNHParams):
         partial_return, discount, last = n_step_return(batch["reward"], batch["terminated"], batch["terminated"] | batch["truncated"], hparams.gamma)
@@ -125,56 +124,41 @@ def build(config: DQNConfig, env: envs.Environment, env_params: Any) -> Agent:
         q_taken = head.value(out_taken)
         return loss, {"q_loss": loss, "q_value": q_taken.mean()}
 
-    def update(state: DQNState, hparams: DQNHParams) -> tuple[DQNState, dict[str, jax.Array]]:
-        key, rollout_key, learn_key = jax.random.split(state.key, 3)
-        env_steps = state.update_step * steps_per_update
-        epsilon = linear_schedule(hparams.eps_start, hparams.eps_end, hparams.eps_fraction * config.total_steps, env_steps)
+    def epsilon(hparams: DQNHParams, step: jax.Array) -> jax.Array:
+        return linear_schedule(hparams.eps_start, hparams.eps_end, hparams.eps_fraction * config.total_steps, step * loop.steps_per_update)
 
-        def policy(act_key, obs):
-            return epsilon_greedy(act_key, q_values(state.params, obs), epsilon), {}
+    def explore(learner: DQNLearner, key, obs, hparams: DQNHParams, step):
+        return epsilon_greedy(key, q_values(learner.params, obs), epsilon(hparams, step))
 
-        env_carry, traj = rollout(vec_env, env_params, policy, state.env, rollout_key, config.num_steps)
-        replay_state = replay.add(state.replay, traj)
+    def learn_step(learner: DQNLearner, batch, key, hparams: DQNHParams, step, index):
+        grads, metrics = jax.grad(loss_fn, has_aux=True)(learner.params, learner.target_params, batch, hparams)
+        params, opt_state = apply(tx(hparams, step), grads, learner.opt_state, learner.params)
+        return learner.replace(params=params, opt_state=opt_state), metrics
 
-        lr = hparams.lr * (1.0 - state.update_step / num_updates) if config.anneal_lr else hparams.lr
-        tx = q_optimizer(lr, hparams)
+    def refresh_target(learner: DQNLearner, hparams: DQNHParams, step):
+        def refresh(learner):
+            target = jax.tree.map(lambda o, t: hparams.tau * o + (1.0 - hparams.tau) * t, learner.params, learner.target_params)
+            return learner.replace(target_params=target)
 
-        def learn(params, opt_state):
-            def step(carry, sample_key):
-                params, opt_state = carry
-                batch = replay.sample(replay_state, sample_key)
-                grads, metrics = jax.grad(loss_fn, has_aux=True)(params, state.target_params, batch, hparams)
-                updates, opt_state = tx.update(grads, opt_state, params)
-                return (optax.apply_updates(params, updates), opt_state), metrics
+        return jax.lax.cond((step + 1) % config.target_update_every == 0, refresh, lambda learner: learner, learner)
 
-            (params, opt_state), metrics = jax.lax.scan(
-                step, (params, opt_state), jax.random.split(learn_key, config.gradient_steps)
-            )
-            return params, opt_state, jax.tree.map(jnp.mean, metrics)
+    def collect(state, hparams, step):
+        return loop.collect(state, hparams, step, explore)
 
-        def wait(params, opt_state):
-            nan = jnp.full((), jnp.nan, jnp.float32)
-            return params, opt_state, {"q_loss": nan, "q_value": nan}
-
-        learning = (env_steps + steps_per_update >= config.learning_starts) & replay.can_sample(replay_state)
-        params, opt_state, metrics = jax.lax.cond(learning, learn, wait, state.params, state.opt_state)
-        update_step = state.update_step + 1
-        refresh = learning & (update_step % config.target_update_every == 0)
-        target_params = jax.tree.map(
-            lambda online, target: jnp.where(refresh, hparams.tau * online + (1.0 - hparams.tau) * target, target),
-            params,
-            state.target_params,
-        )
-        metrics.update(episode_metrics(traj))
-        metrics["epsilon"] = jnp.asarray(epsilon, jnp.float32)
-        return DQNState(params, target_params, opt_state, replay_state, env_carry, key, update_step), metrics
+    def learn(state, hparams, batch, step):
+        state, metrics = loop.learn(state, hparams, batch, step, learn_step, refresh_target)
+        metrics["epsilon"] = jnp.asarray(epsilon(hparams, step), jnp.float32)
+        return state, metrics
 
     return Agent(
         init=init,
-        update=update,
+        update=compose(collect, learn),
         act=greedy_act(q_values),
-        policy_params=lambda state: {"q": state.params},
-        steps_per_update=steps_per_update,
+        policy_params=lambda state: {"q": state.learner.params},
+        steps_per_update=loop.steps_per_update,
+        num_updates=num_updates,
+        collect=collect,
+        learn=learn,
     )
 
 
@@ -194,6 +178,7 @@ def defaults(env_name: str, discrete: bool) -> tuple[DQNConfig, DQNHParams]:
 
 def check(config: DQNConfig, hparams: DQNHParams, discrete: bool) -> None:
     check_q_config(config, hparams)
+    check_optimizer(config.optimizer)
     require(config.gradient_steps >= 1, f"gradient_steps must be >= 1, got {config.gradient_steps}")
     require(config.n_step >= 1, f"n_step must be >= 1, got {config.n_step}")
     require(config.batch_size >= 1, f"batch_size must be >= 1, got {config.batch_size}")

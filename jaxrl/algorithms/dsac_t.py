@@ -32,17 +32,15 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
 import envs
-from jaxrl.actor_critic import (
+from jaxrl.components.actor_critic import (
     OffPolicyConfig,
-    OffPolicyLoop,
-    OffPolicyState,
     check_off_policy,
     check_target_entropy_scale,
     default_config,
+    learner_optimizer,
     mlp_torso,
     polyak,
     tanh_gaussian_sample,
@@ -50,9 +48,11 @@ from jaxrl.actor_critic import (
     temperature_loss,
     twin_critics,
 )
-from jaxrl.algorithms.base import Agent, Algorithm, register, require
-from jaxrl.losses import dsac_t_critic_loss, dsac_t_targets
-from jaxrl.networks import TanhGaussianActor
+from jaxrl.components.losses import dsac_t_critic_loss, dsac_t_targets
+from jaxrl.components.networks import TanhGaussianActor
+from jaxrl.components.off_policy import OffPolicyLoop, OffPolicyState
+from jaxrl.components.optim import apply
+from jaxrl.core.contract import Agent, Algorithm, Progress, compose, register, require
 
 # sigma = softplus(raw) + MIN_STD: positive, and never exactly 0 in the sigma^3 denominators.
 MIN_STD = 1e-3
@@ -75,6 +75,7 @@ class DSACTHParams:
     grad_eps: Any = 0.1  # the eps of (std_bar^2 + eps) and of the sigma^2, sigma^3 denominators
     init_alpha: Any = 1.0
     target_entropy_scale: Any = 1.0  # target entropy -scale x action_dim
+    optimizer_params: Any = None  # a learned optimizer's weights
 
 
 @struct.dataclass
@@ -88,17 +89,10 @@ class DSACTLearner:
     critic_opt: Any
     alpha_opt: Any
     std_bar: jax.Array  # [2] moving averages of each critic's sigma over replayed batches
-    critic_steps: jax.Array
 
 
-def _apply(lr: jax.Array, grads: Any, opt_state: Any, params: Any) -> tuple[Any, Any]:
-    # Adam rebuilt from the traced learning rate each step: sweeping it never recompiles.
-    updates, opt_state = optax.adam(lr).update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state
-
-
-def build(config: DSACTConfig, env: envs.Environment, env_params: Any) -> Agent:
-    loop = OffPolicyLoop(config, env, env_params)
+def build(config: DSACTConfig, env: envs.Environment) -> Agent:
+    loop = OffPolicyLoop(config, env)
     actor = TanhGaussianActor(loop.action_dim, mlp_torso(config, loop.obs_shape, "auto"))
     critic = twin_critics(config, num_outputs=2)
 
@@ -107,8 +101,12 @@ def build(config: DSACTConfig, env: envs.Environment, env_params: Any) -> Agent:
         out = critic.apply(params, obs, action)
         return out[..., 0], jax.nn.softplus(out[..., 1]) + MIN_STD
 
-    def init(key: jax.Array, hparams: DSACTHParams) -> OffPolicyState:
+    def tx(hparams: DSACTHParams, lr: jax.Array, step: jax.Array):
+        return learner_optimizer(config, hparams, lr, Progress(step, loop.num_updates))
+
+    def init(key: jax.Array, hparams: DSACTHParams, env_params: Any) -> OffPolicyState:
         key, actor_key, critic_key = jax.random.split(key, 3)
+        zero = jnp.zeros((), jnp.int32)
         actor_params = actor.init(actor_key, loop.example_obs())
         critic_params = critic.init(critic_key, loop.example_obs(), loop.example_action())
         log_alpha = jnp.log(jnp.asarray(hparams.init_alpha, jnp.float32))
@@ -118,15 +116,14 @@ def build(config: DSACTConfig, env: envs.Environment, env_params: Any) -> Agent:
             critic=critic_params,
             target_critic=critic_params,
             log_alpha=log_alpha,
-            actor_opt=optax.adam(hparams.actor_lr).init(actor_params),
-            critic_opt=optax.adam(hparams.critic_lr).init(critic_params),
-            alpha_opt=optax.adam(hparams.alpha_lr).init(log_alpha),
+            actor_opt=tx(hparams, hparams.actor_lr, zero).init(actor_params),
+            critic_opt=tx(hparams, hparams.critic_lr, zero).init(critic_params),
+            alpha_opt=tx(hparams, hparams.alpha_lr, zero).init(log_alpha),
             std_bar=jnp.zeros((2,), jnp.float32),
-            critic_steps=jnp.zeros((), jnp.int32),
         )
-        return loop.init(key, learner)
+        return loop.init(key, learner, env_params)
 
-    def learn_step(learner: DSACTLearner, batch, key, hparams: DSACTHParams):
+    def learn_step(learner: DSACTLearner, batch, key, hparams: DSACTHParams, step, index):
         next_key, noise_key, actor_key = jax.random.split(key, 3)
         alpha = jnp.exp(learner.log_alpha)
         next_mean, next_log_std = actor.apply(learner.target_actor, batch["next_obs"])
@@ -142,7 +139,7 @@ def build(config: DSACTConfig, env: envs.Environment, env_params: Any) -> Agent:
             # The average starts at the first batch's sigma rather than at 0, which would clip
             # every sampled target onto the mean.
             std_bar = jnp.where(
-                learner.critic_steps == 0, batch_std, (1.0 - hparams.std_tau) * learner.std_bar + hparams.std_tau * batch_std
+                index == 0, batch_std, (1.0 - hparams.std_tau) * learner.std_bar + hparams.std_tau * batch_std
             )
             per_critic = jax.vmap(dsac_t_critic_loss, in_axes=(0, 0, None, None, 0, None, None))(
                 q, std, y_q, y_z, std_bar, hparams.clip_xi, hparams.grad_eps
@@ -150,8 +147,7 @@ def build(config: DSACTConfig, env: envs.Environment, env_params: Any) -> Agent:
             return per_critic.sum(), (q, std, std_bar)
 
         (q_loss, (q, std, std_bar)), grads = jax.value_and_grad(critic_loss, has_aux=True)(learner.critic)
-        critic_params, critic_opt = _apply(hparams.critic_lr, grads, learner.critic_opt, learner.critic)
-        critic_steps = learner.critic_steps + 1
+        critic_params, critic_opt = apply(tx(hparams, hparams.critic_lr, step), grads, learner.critic_opt, learner.critic)
 
         def actor_loss(params):
             mean, log_std = actor.apply(params, batch["obs"])
@@ -161,10 +157,10 @@ def build(config: DSACTConfig, env: envs.Environment, env_params: Any) -> Agent:
 
         def delayed_update(_):
             (loss, entropy), grads = jax.value_and_grad(actor_loss, has_aux=True)(learner.actor)
-            actor_params, actor_opt = _apply(hparams.actor_lr, grads, learner.actor_opt, learner.actor)
+            actor_params, actor_opt = apply(tx(hparams, hparams.actor_lr, step), grads, learner.actor_opt, learner.actor)
             entropy_target = target_entropy(hparams.target_entropy_scale, loop.action_dim, False)
             alpha_grad = jax.grad(temperature_loss)(learner.log_alpha, entropy, entropy_target)
-            log_alpha, alpha_opt = _apply(hparams.alpha_lr, alpha_grad, learner.alpha_opt, learner.log_alpha)
+            log_alpha, alpha_opt = apply(tx(hparams, hparams.alpha_lr, step), alpha_grad, learner.alpha_opt, learner.log_alpha)
             target_actor, target_critic = polyak(
                 (actor_params, critic_params), (learner.target_actor, learner.target_critic), hparams.tau
             )
@@ -176,7 +172,7 @@ def build(config: DSACTConfig, env: envs.Environment, env_params: Any) -> Agent:
             return kept, (loss, entropy.mean())
 
         (actor_params, actor_opt, log_alpha, alpha_opt, target_actor, target_critic), (pi_loss, entropy) = jax.lax.cond(
-            critic_steps % config.policy_delay == 0, delayed_update, hold, None
+            (index + 1) % config.policy_delay == 0, delayed_update, hold, None
         )
         new = DSACTLearner(
             actor=actor_params,
@@ -188,7 +184,6 @@ def build(config: DSACTConfig, env: envs.Environment, env_params: Any) -> Agent:
             critic_opt=critic_opt,
             alpha_opt=alpha_opt,
             std_bar=std_bar,
-            critic_steps=critic_steps,
         )
         metrics = {
             "critic_loss": q_loss,
@@ -201,12 +196,15 @@ def build(config: DSACTConfig, env: envs.Environment, env_params: Any) -> Agent:
         }
         return new, metrics
 
-    def explore(learner: DSACTLearner, key, obs, hparams):
+    def explore(learner: DSACTLearner, key, obs, hparams, step):
         mean, log_std = actor.apply(learner.actor, obs)
         return tanh_gaussian_sample(key, mean, log_std)[0]
 
-    def update(state: OffPolicyState, hparams: DSACTHParams) -> tuple[OffPolicyState, dict[str, jax.Array]]:
-        return loop.update(state, hparams, explore, learn_step)
+    def collect(state, hparams, step):
+        return loop.collect(state, hparams, step, explore)
+
+    def learn(state, hparams, batch, step):
+        return loop.learn(state, hparams, batch, step, learn_step)
 
     def act(policy_params, obs: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:
         mean, log_std = actor.apply(policy_params["actor"], obs)
@@ -214,10 +212,13 @@ def build(config: DSACTConfig, env: envs.Environment, env_params: Any) -> Agent:
 
     return Agent(
         init=init,
-        update=update,
+        update=compose(collect, learn),
         act=act,
         policy_params=lambda state: {"actor": state.learner.actor},
         steps_per_update=loop.steps_per_update,
+        num_updates=loop.num_updates,
+        collect=collect,
+        learn=learn,
     )
 
 

@@ -14,7 +14,7 @@ t_k = 1 - k / K is annealed over the K mirror-descent iterations of the run (``m
 so the proximity term's weight grows from 1 to K.
 
 The training loop (replay, random warm-up actions, gradient steps) is
-``jaxrl.actor_critic.OffPolicyLoop``; the critic and temperature steps are SAC's.
+``jaxrl.components.off_policy.OffPolicyLoop``; the critic and temperature steps are SAC's.
 """
 
 from __future__ import annotations
@@ -28,22 +28,23 @@ import jax.numpy as jnp
 from flax import struct
 
 import envs
-from jaxrl.actor_critic import (
+from jaxrl.algorithms.sac import SACHParams, SACLearner, finish_step, soft_critic_step
+from jaxrl.components.actor_critic import (
     OffPolicyConfig,
-    OffPolicyLoop,
-    OffPolicyState,
     check_off_policy,
     check_target_entropy_scale,
     default_config,
+    learner_optimizer,
     mlp_torso,
     tanh_gaussian_log_prob,
     tanh_gaussian_sample,
     twin_critics,
 )
-from jaxrl.algorithms.base import Agent, Algorithm, register, require
-from jaxrl.algorithms.sac import SACHParams, SACLearner, _adam, _apply, finish_step, soft_critic_step
-from jaxrl.losses import mdpo_step_size
-from jaxrl.networks import TanhGaussianActor
+from jaxrl.components.losses import mdpo_step_size
+from jaxrl.components.networks import TanhGaussianActor
+from jaxrl.components.off_policy import OffPolicyLoop, OffPolicyState
+from jaxrl.components.optim import apply
+from jaxrl.core.contract import Agent, Algorithm, Progress, compose, register, require
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,6 @@ class MDPOOffHParams(SACHParams):
 class MDPOOffLearner:
     sac: SACLearner
     old_actor: Any  # pi_old's parameters, frozen for kl_refresh_every actor steps
-    actor_steps: jax.Array  # actor steps taken so far
 
 
 def tanh_gaussian_kl_estimate(
@@ -76,19 +76,20 @@ def tanh_gaussian_kl_estimate(
     return tanh_gaussian_log_prob(u, mean, log_std) - tanh_gaussian_log_prob(u, old_mean, old_log_std)
 
 
-def build(config: MDPOOffConfig, env: envs.Environment, env_params: Any) -> Agent:
-    loop = OffPolicyLoop(config, env, env_params)
+def build(config: MDPOOffConfig, env: envs.Environment) -> Agent:
+    loop = OffPolicyLoop(config, env)
     actor = TanhGaussianActor(loop.action_dim, mlp_torso(config, loop.obs_shape))
     critic = twin_critics(config)
-    # One actor step per learner step, from the first update that learns (the loop starts
-    # learning in the update that completes learning_starts steps) to the last.
-    first_learning_update = max(0, math.ceil(config.learning_starts / loop.steps_per_update) - 1)
-    learning_updates = config.total_steps // loop.steps_per_update - first_learning_update
-    total_actor_steps = max(1, learning_updates) * config.gradient_steps
+    # One actor step per learner step, over the updates that learn.
+    total_actor_steps = max(1, loop.learning_updates()) * config.gradient_steps
     num_iterations = max(1, math.ceil(total_actor_steps / config.kl_refresh_every))
 
-    def init(key: jax.Array, hparams: MDPOOffHParams) -> OffPolicyState:
+    def tx_at(hparams: MDPOOffHParams, step: jax.Array):
+        return lambda lr: learner_optimizer(config, hparams, lr, Progress(step, loop.num_updates))
+
+    def init(key: jax.Array, hparams: MDPOOffHParams, env_params: Any) -> OffPolicyState:
         key, actor_key, critic_key = jax.random.split(key, 3)
+        make_tx = tx_at(hparams, jnp.zeros((), jnp.int32))
         actor_params = actor.init(actor_key, loop.example_obs())
         critic_params = critic.init(critic_key, loop.example_obs(), loop.example_action())
         log_alpha = jnp.log(jnp.asarray(hparams.init_alpha, jnp.float32))
@@ -97,19 +98,21 @@ def build(config: MDPOOffConfig, env: envs.Environment, env_params: Any) -> Agen
             critic=critic_params,
             target_critic=critic_params,
             log_alpha=log_alpha,
-            actor_opt=_adam(hparams.actor_lr).init(actor_params),
-            critic_opt=_adam(hparams.critic_lr).init(critic_params),
-            alpha_opt=_adam(hparams.alpha_lr).init(log_alpha),
+            actor_opt=make_tx(hparams.actor_lr).init(actor_params),
+            critic_opt=make_tx(hparams.critic_lr).init(critic_params),
+            alpha_opt=make_tx(hparams.alpha_lr).init(log_alpha),
         )
-        return loop.init(key, MDPOOffLearner(sac, actor_params, jnp.zeros((), jnp.int32)))
+        return loop.init(key, MDPOOffLearner(sac, actor_params), env_params)
 
-    def learn_step(learner: MDPOOffLearner, batch, key, hparams: MDPOOffHParams):
+    def learn_step(learner: MDPOOffLearner, batch, key, hparams: MDPOOffHParams, step, index):
+        # ``index`` counts the actor steps before this one (one per learner step).
+        make_tx = tx_at(hparams, step)
         critic_key, actor_key = jax.random.split(key)
         sac = learner.sac
         alpha = jnp.exp(sac.log_alpha)
-        critic_params, critic_opt, q_loss, q = soft_critic_step(actor, critic, sac, batch, critic_key, hparams)
+        critic_params, critic_opt, q_loss, q = soft_critic_step(actor, critic, sac, batch, critic_key, hparams, make_tx)
         old_mean, old_log_std = jax.lax.stop_gradient(actor.apply(learner.old_actor, batch["obs"]))
-        iteration = learner.actor_steps // config.kl_refresh_every
+        iteration = index // config.kl_refresh_every
         step_size = mdpo_step_size(iteration, num_iterations)
 
         def actor_loss(params):
@@ -123,12 +126,11 @@ def build(config: MDPOOffConfig, env: envs.Environment, env_params: Any) -> Agen
             return soft_loss + kl.mean() / step_size, (-log_prob, kl.mean(), soft_loss)
 
         (pi_loss, (entropy, kl, soft_loss)), grads = jax.value_and_grad(actor_loss, has_aux=True)(sac.actor)
-        actor_params, actor_opt = _apply(_adam(hparams.actor_lr), grads, sac.actor_opt, sac.actor)
-        sac = finish_step(sac, critic_params, critic_opt, actor_params, actor_opt, entropy, hparams, loop.action_dim, False)
-        actor_steps = learner.actor_steps + 1
+        actor_params, actor_opt = apply(make_tx(hparams.actor_lr), grads, sac.actor_opt, sac.actor)
+        sac = finish_step(sac, critic_params, critic_opt, actor_params, actor_opt, entropy, hparams, loop.action_dim, False, make_tx)
         # A new mirror-descent iteration starts from the current policy.
-        refresh = actor_steps % config.kl_refresh_every == 0
-        old_actor = jax.tree.map(lambda new, old: jnp.where(refresh, new, old), actor_params, learner.old_actor)
+        refresh = (index + 1) % config.kl_refresh_every == 0
+        old_actor = jax.lax.cond(refresh, lambda: actor_params, lambda: learner.old_actor)
         metrics = {
             "critic_loss": q_loss,
             "actor_loss": pi_loss,
@@ -139,17 +141,20 @@ def build(config: MDPOOffConfig, env: envs.Environment, env_params: Any) -> Agen
             "entropy": entropy.mean(),
             "alpha": alpha,
         }
-        return MDPOOffLearner(sac, old_actor, actor_steps), metrics
+        return MDPOOffLearner(sac, old_actor), metrics
 
     def sample_action(actor_params, obs, key):
         mean, log_std = actor.apply(actor_params, obs)
         return tanh_gaussian_sample(key, mean, log_std)[0]
 
-    def explore(learner: MDPOOffLearner, key, obs, hparams):
+    def explore(learner: MDPOOffLearner, key, obs, hparams, step):
         return sample_action(learner.sac.actor, obs, key)
 
-    def update(state: OffPolicyState, hparams: MDPOOffHParams) -> tuple[OffPolicyState, dict[str, jax.Array]]:
-        return loop.update(state, hparams, explore, learn_step)
+    def collect(state, hparams, step):
+        return loop.collect(state, hparams, step, explore)
+
+    def learn(state, hparams, batch, step):
+        return loop.learn(state, hparams, batch, step, learn_step)
 
     def act(policy_params, obs: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:
         if deterministic:
@@ -158,10 +163,13 @@ def build(config: MDPOOffConfig, env: envs.Environment, env_params: Any) -> Agen
 
     return Agent(
         init=init,
-        update=update,
+        update=compose(collect, learn),
         act=act,
         policy_params=lambda state: {"actor": state.learner.sac.actor},
         steps_per_update=loop.steps_per_update,
+        num_updates=loop.num_updates,
+        collect=collect,
+        learn=learn,
     )
 
 

@@ -1,8 +1,8 @@
 """Proximal Policy Optimization (Schulman et al., 2017, "Proximal Policy Optimization
 Algorithms"), clipped-surrogate variant, for discrete and continuous actions; and on-policy
 Mirror Descent Policy Optimization (Tomar et al., 2022, "Mirror Descent Policy Optimization"),
-registered as ``mdpo``, which is the same agent with the policy loss ``policy_loss="mdpo"``:
-the unclipped surrogate E[rho A] minus KL(pi_theta || pi_rollout) / t_k, the KL in closed form
+registered as ``mdpo``, which is the same agent with another policy objective (``objective="mdpo"``,
+``jaxrl.components.objectives``): the unclipped surrogate E[rho A] minus KL(pi_theta || pi_rollout) / t_k, the KL in closed form
 from the rollout policy's stored distribution parameters, t_k = 1 - k / K annealed over the
 K updates.
 
@@ -20,17 +20,18 @@ from typing import Any
 import distrax
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
 import envs
-from jaxrl.algorithms.base import Agent, Algorithm, check_batch, register, require
-from jaxrl.gae import gae
-from jaxrl.losses import clipped_surrogate_loss, mdpo_policy_loss, mdpo_step_size, normalize, value_loss
-from jaxrl.networks import ACTIVATIONS, Actor, Critic, Torso, torso_kind
-from jaxrl.rollout import EnvCarry, env_reset, episode_metrics, rollout
-from jaxrl.sgd import minibatch_epochs
-from jaxrl.value_losses import check_value_head, value_head
+from jaxrl.components.losses import normalize, value_loss
+from jaxrl.components.networks import ACTIVATIONS, Actor, Critic, Torso, torso_kind
+from jaxrl.components.objectives import PolicyTerms, get_objective
+from jaxrl.components.optim import check_optimizer, learning_rate, optimizer
+from jaxrl.components.rollout import EnvCarry, Transition, env_reset, episode_metrics, per_env, rollout
+from jaxrl.components.sgd import minibatch_epochs
+from jaxrl.components.targets import get_targets
+from jaxrl.components.value_losses import check_value_head, value_head
+from jaxrl.core.contract import Agent, Algorithm, Progress, check_batch, compose, register, require
 
 
 @dataclass(frozen=True)
@@ -48,15 +49,18 @@ class PPOConfig:
     hidden_sizes: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
     torso: str = "auto"  # auto | mlp | cnn
-    # Critic loss (jaxrl.value_losses): mse (clipped if clip_value_loss) | huber | hl_gauss |
-    # two_hot | c51 (for these scalar GAE targets, c51 is two_hot); support for the categorical ones.
+    # Critic loss (jaxrl.components.value_losses): mse (clipped if clip_value_loss) | huber |
+    # hl_gauss | two_hot | c51 (for these scalar targets, c51 is two_hot); support for the categorical ones.
     value_loss: str = "mse"
     num_bins: int = 101
     v_min: float = -100.0
     v_max: float = 100.0
-    # clip: PPO's clipped surrogate; mdpo: MDPO's KL-regularised surrogate (clip_eps then only
-    # clips the value loss)
-    policy_loss: str = "clip"
+    # The pieces, by name (jaxrl.components.objectives / optim / targets): the policy objective
+    # (clip: PPO's clipped surrogate; mdpo: MDPO's KL-regularised one, where clip_eps only clips
+    # the value loss), the optimizer and the value targets.
+    objective: str = "clip"
+    optimizer: str = "adam"
+    targets: str = "gae"
 
 
 @struct.dataclass
@@ -69,6 +73,8 @@ class PPOHParams:
     vf_coef: Any = 0.5
     max_grad_norm: Any = 0.5
     adam_eps: Any = 1e-5
+    objective_params: Any = None  # a learned objective's weights (a pytree), read by the objective
+    optimizer_params: Any = None  # a learned optimizer's weights, read by the optimizer
 
 
 @struct.dataclass
@@ -77,16 +83,20 @@ class PPOState:
     opt_state: Any
     env: EnvCarry
     key: jax.Array
-    update_step: jax.Array
 
 
-def _optimizer(lr: jax.Array, hparams: PPOHParams) -> optax.GradientTransformation:
-    # Rebuilt inside every update from traced values: the optimizer state's structure does not
-    # depend on them, so sweeping lr or the clip norm never recompiles.
-    return optax.chain(optax.clip_by_global_norm(hparams.max_grad_norm), optax.adam(lr, eps=hparams.adam_eps))
+@struct.dataclass
+class PPOBatch:
+    """What ``collect`` hands to ``learn``: a rollout, the values of the observations its
+    transitions reached, and the key the learning step shuffles minibatches with."""
+
+    traj: Transition
+    next_value: jax.Array
+    key: jax.Array
 
 
-def build(config: PPOConfig, env: envs.Environment, env_params: Any) -> Agent:
+def build(config: PPOConfig, env: envs.Environment) -> Agent:
+    env_params = env.default_params
     action_space = env.action_space(env_params)
     discrete = envs.is_discrete(action_space)
     obs_shape = envs.observation_shape(env, env_params)
@@ -99,9 +109,12 @@ def build(config: PPOConfig, env: envs.Environment, env_params: Any) -> Agent:
     actor = Actor(envs.action_size(action_space), discrete, torso)
     head = value_head(config)
     critic = Critic(torso, head.num_outputs)
+    objective = get_objective(config.objective)
+    targets_fn = get_targets(config.targets)
 
     def value_fn(params, obs):
         return head.value(critic.apply(params, obs))
+
     # The gamma of the reward normaliser is static (a wrapper setting), not the traced one.
     vec_env = envs.make_vector(
         env,
@@ -111,36 +124,36 @@ def build(config: PPOConfig, env: envs.Environment, env_params: Any) -> Agent:
     )
     batch_size = config.num_envs * config.num_steps
     num_updates = config.total_steps // batch_size
-    mdpo = config.policy_loss == "mdpo"
 
     def dist_params(dist: distrax.Distribution) -> Any:
-        """What rebuilds the rollout policy's distribution at a state (for MDPO's closed-form KL)."""
+        """What rebuilds the rollout policy's distribution at a state (for a KL to it)."""
         return dist.logits if discrete else (dist.loc, dist.scale_diag)
 
     def dist_from_params(params: Any) -> distrax.Distribution:
         return distrax.Categorical(logits=params) if discrete else distrax.MultivariateNormalDiag(*params)
 
-    def init(key: jax.Array, hparams: PPOHParams) -> PPOState:
+    def tx(hparams: PPOHParams, progress: Progress):
+        return optimizer(
+            config.optimizer, lr=hparams.lr, progress=progress, anneal=config.anneal_lr,
+            max_grad_norm=hparams.max_grad_norm, eps=hparams.adam_eps, params=hparams.optimizer_params,
+        )
+
+    def init(key: jax.Array, hparams: PPOHParams, env_params: Any) -> PPOState:
         key, actor_key, critic_key, env_key = jax.random.split(key, 4)
         dummy = jnp.zeros((1, *obs_shape), jnp.float32)
         params = {"actor": actor.init(actor_key, dummy), "critic": critic.init(critic_key, dummy)}
-        opt_state = _optimizer(hparams.lr, hparams).init(params)
-        return PPOState(params, opt_state, env_reset(vec_env, env_params, env_key), key, jnp.zeros((), jnp.int32))
+        opt_state = tx(hparams, Progress(jnp.zeros((), jnp.int32), num_updates)).init(params)
+        return PPOState(params, opt_state, env_reset(vec_env, env_params, env_key), key)
 
-    def loss_fn(params, batch, hparams: PPOHParams, step_size: jax.Array):
+    def loss_fn(params, batch, hparams: PPOHParams, progress: Progress):
         obs, actions, old_log_probs, old_values, advantages, targets, old_dist_params = batch
         dist = actor.apply(params["actor"], obs)
         log_probs = dist.log_prob(actions)
         critic_out = critic.apply(params["critic"], obs)
         if config.normalize_advantages:
             advantages = normalize(advantages)
-        extra_metrics = {}
-        if mdpo:
-            kl = dist.kl_divergence(dist_from_params(old_dist_params))
-            policy_loss = mdpo_policy_loss(log_probs, old_log_probs, advantages, kl, step_size)
-            extra_metrics["kl"] = kl.mean()
-        else:
-            policy_loss = clipped_surrogate_loss(log_probs, old_log_probs, advantages, hparams.clip_eps)
+        terms = PolicyTerms(log_probs, old_log_probs, advantages, dist, dist_from_params(old_dist_params))
+        policy_loss, objective_metrics = objective(terms, hparams, progress)
         if head.kind == "mse" and config.clip_value_loss:
             critic_loss = value_loss(critic_out, targets, old_values, hparams.clip_eps)
         else:
@@ -155,31 +168,25 @@ def build(config: PPOConfig, env: envs.Environment, env_params: Any) -> Agent:
             # k3 estimator of KL(old || new) (Schulman, "Approximating KL Divergence", 2020)
             "approx_kl": (jnp.exp(log_ratio) - 1.0 - log_ratio).mean(),
             "clip_fraction": (jnp.abs(jnp.exp(log_ratio) - 1.0) > hparams.clip_eps).mean(),
-            **extra_metrics,
+            **objective_metrics,
         }
 
-    def update(state: PPOState, hparams: PPOHParams) -> tuple[PPOState, dict[str, jax.Array]]:
+    def collect(state: PPOState, hparams: PPOHParams, step: jax.Array) -> tuple[PPOState, PPOBatch]:
         key, rollout_key, shuffle_key = jax.random.split(state.key, 3)
 
         def policy(act_key, obs):
             dist = actor.apply(state.params["actor"], obs)
             action, log_prob = dist.sample_and_log_prob(seed=act_key)
-            extras = {"log_prob": log_prob, "value": value_fn(state.params["critic"], obs)}
-            if mdpo:
-                extras["dist_params"] = dist_params(dist)
-            return action, extras
+            return action, {"log_prob": log_prob, "value": value_fn(state.params["critic"], obs), "dist_params": dist_params(dist)}
 
-        env_carry, traj = rollout(vec_env, env_params, policy, state.env, rollout_key, config.num_steps)
-        next_values = value_fn(state.params["critic"], traj.next_obs)
-        advantages, targets = gae(
-            traj.reward, traj.extras["value"], next_values, traj.terminated, traj.done, hparams.gamma, hparams.gae_lambda
-        )
+        env_carry, traj = rollout(vec_env, policy, state.env, rollout_key, config.num_steps)
+        next_value = value_fn(state.params["critic"], traj.next_obs)
+        return state.replace(env=env_carry, key=key), PPOBatch(traj, next_value, shuffle_key)
 
-        if config.anneal_lr:
-            lr = hparams.lr * (1.0 - state.update_step / num_updates)
-        else:
-            lr = hparams.lr
-        tx = _optimizer(lr, hparams)
+    def learn(state: PPOState, hparams: PPOHParams, batch: PPOBatch, step: jax.Array) -> tuple[PPOState, dict[str, Any]]:
+        progress = Progress(step, num_updates)
+        traj = batch.traj
+        advantages, targets = targets_fn(traj, traj.extras["value"], batch.next_value, hparams, progress)
         flat = jax.tree.map(
             lambda x: x.reshape((batch_size,) + x.shape[2:]),
             (
@@ -189,26 +196,23 @@ def build(config: PPOConfig, env: envs.Environment, env_params: Any) -> Agent:
                 traj.extras["value"],
                 advantages,
                 targets,
-                traj.extras.get("dist_params"),  # None (no leaves) for PPO
+                traj.extras["dist_params"],
             ),
         )
-        step_size = mdpo_step_size(state.update_step, num_updates)
         params, opt_state, metrics = minibatch_epochs(
-            lambda p, b: loss_fn(p, b, hparams, step_size),
-            tx,
+            lambda p, b: loss_fn(p, b, hparams, progress),
+            tx(hparams, progress),
             state.params,
             state.opt_state,
             flat,
-            shuffle_key,
+            batch.key,
             config.update_epochs,
             config.num_minibatches,
         )
         metrics.update(episode_metrics(traj))
-        metrics["lr"] = jnp.asarray(lr, jnp.float32)
-        if mdpo:
-            metrics["mdpo_step_size"] = step_size
-        new_state = PPOState(params, opt_state, env_carry, key, state.update_step + 1)
-        return new_state, metrics
+        metrics["lr"] = jnp.asarray(learning_rate(hparams.lr, progress, config.anneal_lr), jnp.float32)
+        metrics["per_env"] = per_env(traj, value=traj.extras["value"], advantage=advantages, target=targets)
+        return state.replace(params=params, opt_state=opt_state), metrics
 
     def policy_params(state: PPOState) -> dict[str, Any]:
         return {"actor": state.params["actor"], "obs_stats": envs.find_observation_stats(state.env.env_state)}
@@ -221,7 +225,16 @@ def build(config: PPOConfig, env: envs.Environment, env_params: Any) -> Agent:
             return dist.mode()
         return dist.sample(seed=key)
 
-    return Agent(init=init, update=update, act=act, policy_params=policy_params, steps_per_update=batch_size)
+    return Agent(
+        init=init,
+        update=compose(collect, learn),
+        act=act,
+        policy_params=policy_params,
+        steps_per_update=batch_size,
+        num_updates=num_updates,
+        collect=collect,
+        learn=learn,
+    )
 
 
 def defaults(env_name: str, discrete: bool) -> tuple[PPOConfig, PPOHParams]:
@@ -260,7 +273,9 @@ def check(config: PPOConfig, hparams: PPOHParams, discrete: bool) -> None:
     check_batch(config.total_steps, batch, "batch (num_envs x num_steps)")
     require(config.activation in ACTIVATIONS, f"unknown activation {config.activation!r}; choose from {', '.join(ACTIVATIONS)}")
     require(config.torso in ("auto", "mlp", "cnn"), f"torso must be auto, mlp or cnn, got {config.torso!r}")
-    require(config.policy_loss in ("clip", "mdpo"), f"policy_loss must be clip or mdpo, got {config.policy_loss!r}")
+    get_objective(config.objective)
+    get_targets(config.targets)
+    check_optimizer(config.optimizer)
     require(len(config.hidden_sizes) >= 1 and min(config.hidden_sizes) >= 1, "hidden_sizes must be positive")
     check_value_head(config, require)
     require(hparams.lr > 0, f"lr must be positive, got {hparams.lr}")
@@ -290,7 +305,7 @@ def mdpo_defaults(env_name: str, discrete: bool) -> tuple[PPOConfig, PPOHParams]
     """PPO's defaults with MDPO's policy loss. Measured (tests/test_mdpo.py): CartPole-v1 500 on
     4 of 4 seeds at 500k steps; Pendulum-v1 about -175 at 100k steps (4 seeds)."""
     config, hparams = defaults(env_name, discrete)
-    return dataclasses.replace(config, policy_loss="mdpo"), hparams
+    return dataclasses.replace(config, objective="mdpo"), hparams
 
 
 MDPO = register(

@@ -5,7 +5,7 @@ regresses onto them for a few epochs of minibatches, as PPO does with its value 
 
 Q(lambda) here is the lambda-return with greedy bootstraps, G_t = r_t + gamma (1 - term_t)
 [max_a Q(s'_t, a) + lambda (1 - done_t) (G_{t+1} - max_a Q(s'_t, a))], which is exactly what
-``jaxrl.gae`` computes (as advantages + v_t) with v_t = max_a Q(s_t, a) and
+``jaxrl.components.gae`` computes (as advantages + v_t) with v_t = max_a Q(s_t, a) and
 v_tp1 = max_a Q(s'_t, a), s'_t the pre-reset observation the transition reached: inside an
 episode s'_t = s_{t+1}, so the two recursions coincide, and at a truncation the return is cut and
 bootstrapped from the final observation.
@@ -21,11 +21,12 @@ import jax.numpy as jnp
 from flax import struct
 
 import envs
-from jaxrl.algorithms.base import Agent, Algorithm, check_batch, register, require
-from jaxrl.gae import gae
-from jaxrl.qlearning import build_q_network, check_q_config, epsilon_greedy, greedy_act, linear_schedule, q_optimizer
-from jaxrl.rollout import EnvCarry, env_reset, episode_metrics, rollout
-from jaxrl.sgd import minibatch_epochs
+from jaxrl.components.gae import gae
+from jaxrl.components.optim import check_optimizer
+from jaxrl.components.qlearning import build_q_network, check_q_config, epsilon_greedy, greedy_act, linear_schedule, q_optimizer
+from jaxrl.components.rollout import EnvCarry, Transition, env_reset, episode_metrics, per_env, rollout
+from jaxrl.components.sgd import minibatch_epochs
+from jaxrl.core.contract import Agent, Algorithm, Progress, check_batch, compose, register, require
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class PQNConfig:
     activation: str = "relu"
     layer_norm: bool = True
     torso: str = "auto"  # auto | mlp | cnn
+    optimizer: str = "adam"  # jaxrl.components.optim
 
 
 @struct.dataclass
@@ -59,6 +61,7 @@ class PQNHParams:
     max_grad_norm: Any = 10.0
     huber_delta: Any = 1.0
     adam_eps: Any = 1e-8
+    optimizer_params: Any = None  # a learned optimizer's weights
 
 
 @struct.dataclass
@@ -67,11 +70,20 @@ class PQNState:
     opt_state: Any
     env: EnvCarry
     key: jax.Array
-    update_step: jax.Array
 
 
-def build(config: PQNConfig, env: envs.Environment, env_params: Any) -> Agent:
-    network, head, obs_shape = build_q_network(config, env, env_params)
+@struct.dataclass
+class PQNBatch:
+    """What ``collect`` hands to ``learn``: the rollout, the greedy values of the observations
+    its transitions reached, and the key for shuffling minibatches."""
+
+    traj: Transition
+    next_q_max: jax.Array
+    key: jax.Array
+
+
+def build(config: PQNConfig, env: envs.Environment) -> Agent:
+    network, head, obs_shape = build_q_network(config, env)
     vec_env = envs.make_vector(env, config.num_envs)
     batch_size = config.num_envs * config.num_steps
     num_updates = config.total_steps // batch_size
@@ -79,11 +91,11 @@ def build(config: PQNConfig, env: envs.Environment, env_params: Any) -> Agent:
     def q_values(params, obs):
         return head.value(network.apply(params, obs))
 
-    def init(key: jax.Array, hparams: PQNHParams) -> PQNState:
+    def init(key: jax.Array, hparams: PQNHParams, env_params: Any) -> PQNState:
         key, net_key, env_key = jax.random.split(key, 3)
         params = network.init(net_key, jnp.zeros((1, *obs_shape), jnp.float32))
-        opt_state = q_optimizer(hparams.lr, hparams).init(params)
-        return PQNState(params, opt_state, env_reset(vec_env, env_params, env_key), key, jnp.zeros((), jnp.int32))
+        opt_state = q_optimizer(config, hparams, Progress(jnp.zeros((), jnp.int32), num_updates)).init(params)
+        return PQNState(params, opt_state, env_reset(vec_env, env_params, env_key), key)
 
     def loss_fn(params, batch, hparams: PQNHParams):
         obs, actions, targets = batch
@@ -92,41 +104,48 @@ def build(config: PQNConfig, env: envs.Environment, env_params: Any) -> Agent:
         loss = head.loss(out_taken, targets, hparams.huber_delta).mean()
         return loss, {"q_loss": loss, "q_value": head.value(out_taken).mean()}
 
-    def update(state: PQNState, hparams: PQNHParams) -> tuple[PQNState, dict[str, jax.Array]]:
+    def epsilon(hparams: PQNHParams, step: jax.Array) -> jax.Array:
+        return linear_schedule(hparams.eps_start, hparams.eps_end, hparams.eps_fraction * config.total_steps, step * batch_size)
+
+    def collect(state: PQNState, hparams: PQNHParams, step: jax.Array) -> tuple[PQNState, PQNBatch]:
         key, rollout_key, shuffle_key = jax.random.split(state.key, 3)
-        env_steps = state.update_step * batch_size
-        epsilon = linear_schedule(hparams.eps_start, hparams.eps_end, hparams.eps_fraction * config.total_steps, env_steps)
 
         def policy(act_key, obs):
             q = q_values(state.params, obs)
-            return epsilon_greedy(act_key, q, epsilon), {"q_max": q.max(axis=-1)}
+            return epsilon_greedy(act_key, q, epsilon(hparams, step)), {"q_max": q.max(axis=-1)}
 
-        env_carry, traj = rollout(vec_env, env_params, policy, state.env, rollout_key, config.num_steps)
-        q_tp1 = q_values(state.params, traj.next_obs).max(axis=-1)
-        _, targets = gae(traj.reward, traj.extras["q_max"], q_tp1, traj.terminated, traj.done, hparams.gamma, hparams.q_lambda)
+        env_carry, traj = rollout(vec_env, policy, state.env, rollout_key, config.num_steps)
+        next_q_max = q_values(state.params, traj.next_obs).max(axis=-1)
+        return state.replace(env=env_carry, key=key), PQNBatch(traj, next_q_max, shuffle_key)
 
-        lr = hparams.lr * (1.0 - state.update_step / num_updates) if config.anneal_lr else hparams.lr
+    def learn(state: PQNState, hparams: PQNHParams, batch: PQNBatch, step: jax.Array) -> tuple[PQNState, dict[str, Any]]:
+        traj = batch.traj
+        advantages, targets = gae(traj.reward, traj.extras["q_max"], batch.next_q_max, traj.terminated, traj.done, hparams.gamma, hparams.q_lambda)
         flat = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]), (traj.obs, traj.action, targets))
         params, opt_state, metrics = minibatch_epochs(
             lambda p, b: loss_fn(p, b, hparams),
-            q_optimizer(lr, hparams),
+            q_optimizer(config, hparams, Progress(step, num_updates)),
             state.params,
             state.opt_state,
             flat,
-            shuffle_key,
+            batch.key,
             config.update_epochs,
             config.num_minibatches,
         )
         metrics.update(episode_metrics(traj))
-        metrics["epsilon"] = jnp.asarray(epsilon, jnp.float32)
-        return PQNState(params, opt_state, env_carry, key, state.update_step + 1), metrics
+        metrics["epsilon"] = jnp.asarray(epsilon(hparams, step), jnp.float32)
+        metrics["per_env"] = per_env(traj, value=traj.extras["q_max"], advantage=advantages, target=targets)
+        return state.replace(params=params, opt_state=opt_state), metrics
 
     return Agent(
         init=init,
-        update=update,
+        update=compose(collect, learn),
         act=greedy_act(q_values),
         policy_params=lambda state: {"q": state.params},
         steps_per_update=batch_size,
+        num_updates=num_updates,
+        collect=collect,
+        learn=learn,
     )
 
 
@@ -143,6 +162,7 @@ def defaults(env_name: str, discrete: bool) -> tuple[PQNConfig, PQNHParams]:
 
 def check(config: PQNConfig, hparams: PQNHParams, discrete: bool) -> None:
     check_q_config(config, hparams)
+    check_optimizer(config.optimizer)
     require(config.update_epochs >= 1, f"update_epochs must be >= 1, got {config.update_epochs}")
     batch = config.num_envs * config.num_steps
     require(

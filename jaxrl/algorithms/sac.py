@@ -9,7 +9,7 @@ Q(s, .) for every action, and exact expectations over actions in the soft value 
 policy loss and the temperature loss; the target entropy is a fraction of log(num_actions).
 
 The training loop (replay, random warm-up actions, gradient steps) is
-``jaxrl.actor_critic.OffPolicyLoop``; this file holds the learner.
+``jaxrl.components.off_policy.OffPolicyLoop``; this file holds the learner.
 """
 
 from __future__ import annotations
@@ -17,19 +17,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from typing import Callable
+
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
 import envs
-from jaxrl.actor_critic import (
+from jaxrl.components.actor_critic import (
     OffPolicyConfig,
-    OffPolicyLoop,
-    OffPolicyState,
     check_off_policy,
     check_target_entropy_scale,
     default_config,
+    learner_optimizer,
     mlp_torso,
     polyak,
     tanh_gaussian_sample,
@@ -37,8 +38,13 @@ from jaxrl.actor_critic import (
     temperature_loss,
     twin_critics,
 )
-from jaxrl.algorithms.base import Agent, Algorithm, register, require
-from jaxrl.networks import Actor, QNetwork, TanhGaussianActor, ensemble
+from jaxrl.components.networks import Actor, QNetwork, TanhGaussianActor, ensemble
+from jaxrl.components.off_policy import OffPolicyLoop, OffPolicyState
+from jaxrl.components.optim import apply
+from jaxrl.core.contract import Agent, Algorithm, Progress, compose, register, require
+
+# make_tx(lr) -> the optimizer of one network with learning rate lr, at this point of training
+MakeTx = Callable[[jax.Array], optax.GradientTransformation]
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,7 @@ class SACHParams:
     init_alpha: Any = 1.0
     # target entropy: -scale x action_dim (continuous) or scale x log(num_actions) (discrete)
     target_entropy_scale: Any = 1.0
+    optimizer_params: Any = None  # a learned optimizer's weights
 
 
 @struct.dataclass
@@ -69,18 +76,7 @@ class SACLearner:
     alpha_opt: Any
 
 
-def _adam(lr: jax.Array) -> optax.GradientTransformation:
-    # Rebuilt inside every update from the traced learning rate, so a sweep over it shares one
-    # compiled program (Adam's state does not depend on the rate).
-    return optax.adam(lr)
-
-
-def _apply(tx: optax.GradientTransformation, grads: Any, opt_state: Any, params: Any) -> tuple[Any, Any]:
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state
-
-
-def soft_critic_step(actor: Any, critic: Any, learner: SACLearner, batch: dict[str, jax.Array], key: jax.Array, hparams: Any):
+def soft_critic_step(actor: Any, critic: Any, learner: SACLearner, batch: dict[str, jax.Array], key: jax.Array, hparams: Any, make_tx: MakeTx):
     """One step of the twin critics of continuous SAC towards the soft target with clipped
     double Q, y = r + gamma (1 - terminated) (min_i Q'_i(s', a') - alpha log pi(a'|s')),
     a' ~ pi(s'). Returns (critic params, critic optimiser state, loss, Q(s, a) [2, B]). Shared
@@ -97,18 +93,19 @@ def soft_critic_step(actor: Any, critic: Any, learner: SACLearner, batch: dict[s
         return 0.5 * jnp.square(q - target).mean(axis=-1).sum(), q
 
     (q_loss, q), grads = jax.value_and_grad(critic_loss, has_aux=True)(learner.critic)
-    critic_params, critic_opt = _apply(_adam(hparams.critic_lr), grads, learner.critic_opt, learner.critic)
+    critic_params, critic_opt = apply(make_tx(hparams.critic_lr), grads, learner.critic_opt, learner.critic)
     return critic_params, critic_opt, q_loss, q
 
 
 def finish_step(
-    learner: SACLearner, critic_params, critic_opt, actor_params, actor_opt, entropy, hparams: Any, action_dim: int, discrete: bool
+    learner: SACLearner, critic_params, critic_opt, actor_params, actor_opt, entropy, hparams: Any, action_dim: int, discrete: bool,
+    make_tx: MakeTx,
 ) -> SACLearner:
     """Temperature step and target update after the critic and actor steps, the same for both
     action spaces."""
     entropy_target = target_entropy(hparams.target_entropy_scale, action_dim, discrete)
     alpha_grad = jax.grad(temperature_loss)(learner.log_alpha, entropy, entropy_target)
-    log_alpha, alpha_opt = _apply(_adam(hparams.alpha_lr), alpha_grad, learner.alpha_opt, learner.log_alpha)
+    log_alpha, alpha_opt = apply(make_tx(hparams.alpha_lr), alpha_grad, learner.alpha_opt, learner.log_alpha)
     return SACLearner(
         actor=actor_params,
         critic=critic_params,
@@ -120,8 +117,8 @@ def finish_step(
     )
 
 
-def build(config: SACConfig, env: envs.Environment, env_params: Any) -> Agent:
-    loop = OffPolicyLoop(config, env, env_params)
+def build(config: SACConfig, env: envs.Environment) -> Agent:
+    loop = OffPolicyLoop(config, env)
     discrete = loop.discrete
     actor_torso = mlp_torso(config, loop.obs_shape, config.torso)
     if discrete:
@@ -131,8 +128,12 @@ def build(config: SACConfig, env: envs.Environment, env_params: Any) -> Agent:
         actor = TanhGaussianActor(loop.action_dim, actor_torso)
         critic = twin_critics(config)
 
-    def init(key: jax.Array, hparams: SACHParams) -> OffPolicyState:
+    def tx_at(hparams: SACHParams, step: jax.Array) -> MakeTx:
+        return lambda lr: learner_optimizer(config, hparams, lr, Progress(step, loop.num_updates))
+
+    def init(key: jax.Array, hparams: SACHParams, env_params: Any) -> OffPolicyState:
         key, actor_key, critic_key = jax.random.split(key, 3)
+        make_tx = tx_at(hparams, jnp.zeros((), jnp.int32))
         obs = loop.example_obs()
         actor_params = actor.init(actor_key, obs)
         critic_params = critic.init(critic_key, obs) if discrete else critic.init(critic_key, obs, loop.example_action())
@@ -142,11 +143,11 @@ def build(config: SACConfig, env: envs.Environment, env_params: Any) -> Agent:
             critic=critic_params,
             target_critic=critic_params,
             log_alpha=log_alpha,
-            actor_opt=_adam(hparams.actor_lr).init(actor_params),
-            critic_opt=_adam(hparams.critic_lr).init(critic_params),
-            alpha_opt=_adam(hparams.alpha_lr).init(log_alpha),
+            actor_opt=make_tx(hparams.actor_lr).init(actor_params),
+            critic_opt=make_tx(hparams.critic_lr).init(critic_params),
+            alpha_opt=make_tx(hparams.alpha_lr).init(log_alpha),
         )
-        return loop.init(key, learner)
+        return loop.init(key, learner, env_params)
 
     def sample_action(actor_params, obs, key):
         if discrete:
@@ -155,13 +156,11 @@ def build(config: SACConfig, env: envs.Environment, env_params: Any) -> Agent:
         mean, log_std = actor.apply(actor_params, obs)
         return tanh_gaussian_sample(key, mean, log_std)[0]
 
-    def finish(learner, critic_params, critic_opt, actor_params, actor_opt, entropy, hparams):
-        return finish_step(learner, critic_params, critic_opt, actor_params, actor_opt, entropy, hparams, loop.action_dim, discrete)
-
-    def continuous_step(learner: SACLearner, batch, key, hparams: SACHParams):
+    def continuous_step(learner: SACLearner, batch, key, hparams: SACHParams, step, index):
+        make_tx = tx_at(hparams, step)
         next_key, actor_key = jax.random.split(key)
         alpha = jnp.exp(learner.log_alpha)
-        critic_params, critic_opt, q_loss, q = soft_critic_step(actor, critic, learner, batch, next_key, hparams)
+        critic_params, critic_opt, q_loss, q = soft_critic_step(actor, critic, learner, batch, next_key, hparams, make_tx)
 
         def actor_loss(params):
             mean, log_std = actor.apply(params, batch["obs"])
@@ -170,12 +169,13 @@ def build(config: SACConfig, env: envs.Environment, env_params: Any) -> Agent:
             return (alpha * log_prob - q_new).mean(), -log_prob
 
         (pi_loss, entropy), grads = jax.value_and_grad(actor_loss, has_aux=True)(learner.actor)
-        actor_params, actor_opt = _apply(_adam(hparams.actor_lr), grads, learner.actor_opt, learner.actor)
-        new = finish(learner, critic_params, critic_opt, actor_params, actor_opt, entropy, hparams)
+        actor_params, actor_opt = apply(make_tx(hparams.actor_lr), grads, learner.actor_opt, learner.actor)
+        new = finish_step(learner, critic_params, critic_opt, actor_params, actor_opt, entropy, hparams, loop.action_dim, False, make_tx)
         metrics = {"critic_loss": q_loss, "actor_loss": pi_loss, "q_value": q.mean(), "entropy": entropy.mean(), "alpha": alpha}
         return new, metrics
 
-    def discrete_step(learner: SACLearner, batch, key, hparams: SACHParams):
+    def discrete_step(learner: SACLearner, batch, key, hparams: SACHParams, step, index):
+        make_tx = tx_at(hparams, step)
         alpha = jnp.exp(learner.log_alpha)
         # The soft state value is an exact expectation over the categorical policy:
         # V(s') = sum_a pi(a|s') (min_i Q'_i(s', a) - alpha log pi(a|s')).
@@ -191,7 +191,7 @@ def build(config: SACConfig, env: envs.Environment, env_params: Any) -> Agent:
             return 0.5 * jnp.square(q - target).mean(axis=-1).sum(), q
 
         (q_loss, q), grads = jax.value_and_grad(critic_loss, has_aux=True)(learner.critic)
-        critic_params, critic_opt = _apply(_adam(hparams.critic_lr), grads, learner.critic_opt, learner.critic)
+        critic_params, critic_opt = apply(make_tx(hparams.critic_lr), grads, learner.critic_opt, learner.critic)
         q_new = jax.lax.stop_gradient(critic.apply(critic_params, batch["obs"]).min(axis=0))
 
         def actor_loss(params):
@@ -201,18 +201,21 @@ def build(config: SACConfig, env: envs.Environment, env_params: Any) -> Agent:
             return (pi * (alpha * log_pi - q_new)).sum(axis=-1).mean(), entropy
 
         (pi_loss, entropy), grads = jax.value_and_grad(actor_loss, has_aux=True)(learner.actor)
-        actor_params, actor_opt = _apply(_adam(hparams.actor_lr), grads, learner.actor_opt, learner.actor)
-        new = finish(learner, critic_params, critic_opt, actor_params, actor_opt, entropy, hparams)
+        actor_params, actor_opt = apply(make_tx(hparams.actor_lr), grads, learner.actor_opt, learner.actor)
+        new = finish_step(learner, critic_params, critic_opt, actor_params, actor_opt, entropy, hparams, loop.action_dim, True, make_tx)
         metrics = {"critic_loss": q_loss, "actor_loss": pi_loss, "q_value": q.mean(), "entropy": entropy.mean(), "alpha": alpha}
         return new, metrics
 
     learn_step = discrete_step if discrete else continuous_step
 
-    def explore(learner: SACLearner, key, obs, hparams):
+    def explore(learner: SACLearner, key, obs, hparams, step):
         return sample_action(learner.actor, obs, key)
 
-    def update(state: OffPolicyState, hparams: SACHParams) -> tuple[OffPolicyState, dict[str, jax.Array]]:
-        return loop.update(state, hparams, explore, learn_step)
+    def collect(state, hparams, step):
+        return loop.collect(state, hparams, step, explore)
+
+    def learn(state, hparams, batch, step):
+        return loop.learn(state, hparams, batch, step, learn_step)
 
     def act(policy_params, obs: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:
         if not deterministic:
@@ -223,10 +226,13 @@ def build(config: SACConfig, env: envs.Environment, env_params: Any) -> Agent:
 
     return Agent(
         init=init,
-        update=update,
+        update=compose(collect, learn),
         act=act,
         policy_params=lambda state: {"actor": state.learner.actor},
         steps_per_update=loop.steps_per_update,
+        num_updates=loop.num_updates,
+        collect=collect,
+        learn=learn,
     )
 
 

@@ -18,22 +18,22 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
 import envs
-from jaxrl.actor_critic import (
+from jaxrl.components.actor_critic import (
     OffPolicyConfig,
-    OffPolicyLoop,
-    OffPolicyState,
     check_off_policy,
     default_config,
+    learner_optimizer,
     mlp_torso,
     polyak,
     twin_critics,
 )
-from jaxrl.algorithms.base import Agent, Algorithm, register, require
-from jaxrl.networks import DeterministicActor
+from jaxrl.components.networks import DeterministicActor
+from jaxrl.components.off_policy import OffPolicyLoop, OffPolicyState
+from jaxrl.components.optim import apply
+from jaxrl.core.contract import Agent, Algorithm, Progress, compose, register, require
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class TD3HParams:
     exploration_noise: Any = 0.1  # std of the behaviour policy's Gaussian noise, in [-1, 1] action units
     policy_noise: Any = 0.2  # std of the target policy smoothing noise
     noise_clip: Any = 0.5  # the smoothing noise is clipped to [-noise_clip, noise_clip]
+    optimizer_params: Any = None  # a learned optimizer's weights
 
 
 @struct.dataclass
@@ -60,7 +61,6 @@ class TD3Learner:
     target_critic: Any
     actor_opt: Any
     critic_opt: Any
-    critic_steps: jax.Array
 
 
 def smoothed_target_action(
@@ -72,19 +72,17 @@ def smoothed_target_action(
     return jnp.clip(target_action + jnp.clip(noise, -noise_clip, noise_clip), -1.0, 1.0)
 
 
-def _apply(lr: jax.Array, grads: Any, opt_state: Any, params: Any) -> tuple[Any, Any]:
-    # Adam rebuilt from the traced learning rate each step: sweeping it never recompiles.
-    updates, opt_state = optax.adam(lr).update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state
-
-
-def build(config: TD3Config, env: envs.Environment, env_params: Any) -> Agent:
-    loop = OffPolicyLoop(config, env, env_params)
+def build(config: TD3Config, env: envs.Environment) -> Agent:
+    loop = OffPolicyLoop(config, env)
     actor = DeterministicActor(loop.action_dim, mlp_torso(config, loop.obs_shape, "auto"))
     critic = twin_critics(config)
 
-    def init(key: jax.Array, hparams: TD3HParams) -> OffPolicyState:
+    def tx(hparams: TD3HParams, lr: jax.Array, step: jax.Array):
+        return learner_optimizer(config, hparams, lr, Progress(step, loop.num_updates))
+
+    def init(key: jax.Array, hparams: TD3HParams, env_params: Any) -> OffPolicyState:
         key, actor_key, critic_key = jax.random.split(key, 3)
+        zero = jnp.zeros((), jnp.int32)
         actor_params = actor.init(actor_key, loop.example_obs())
         critic_params = critic.init(critic_key, loop.example_obs(), loop.example_action())
         learner = TD3Learner(
@@ -92,13 +90,12 @@ def build(config: TD3Config, env: envs.Environment, env_params: Any) -> Agent:
             target_actor=actor_params,
             critic=critic_params,
             target_critic=critic_params,
-            actor_opt=optax.adam(hparams.actor_lr).init(actor_params),
-            critic_opt=optax.adam(hparams.critic_lr).init(critic_params),
-            critic_steps=jnp.zeros((), jnp.int32),
+            actor_opt=tx(hparams, hparams.actor_lr, zero).init(actor_params),
+            critic_opt=tx(hparams, hparams.critic_lr, zero).init(critic_params),
         )
-        return loop.init(key, learner)
+        return loop.init(key, learner, env_params)
 
-    def learn_step(learner: TD3Learner, batch, key, hparams: TD3HParams):
+    def learn_step(learner: TD3Learner, batch, key, hparams: TD3HParams, step, index):
         next_action = smoothed_target_action(
             key, actor.apply(learner.target_actor, batch["next_obs"]), hparams.policy_noise, hparams.noise_clip
         )
@@ -111,8 +108,7 @@ def build(config: TD3Config, env: envs.Environment, env_params: Any) -> Agent:
             return 0.5 * jnp.square(q - target).mean(axis=-1).sum(), q
 
         (q_loss, q), grads = jax.value_and_grad(critic_loss, has_aux=True)(learner.critic)
-        critic_params, critic_opt = _apply(hparams.critic_lr, grads, learner.critic_opt, learner.critic)
-        critic_steps = learner.critic_steps + 1
+        critic_params, critic_opt = apply(tx(hparams, hparams.critic_lr, step), grads, learner.critic_opt, learner.critic)
 
         def actor_loss(params):
             # The deterministic policy gradient through the first critic, as in the paper.
@@ -121,26 +117,31 @@ def build(config: TD3Config, env: envs.Environment, env_params: Any) -> Agent:
 
         def delayed_update(_):
             loss, grads = jax.value_and_grad(actor_loss)(learner.actor)
-            actor_params, actor_opt = _apply(hparams.actor_lr, grads, learner.actor_opt, learner.actor)
+            actor_params, actor_opt = apply(tx(hparams, hparams.actor_lr, step), grads, learner.actor_opt, learner.actor)
             targets = polyak((actor_params, critic_params), (learner.target_actor, learner.target_critic), hparams.tau)
             return actor_params, actor_opt, *targets, loss
 
         def hold(_):
             return learner.actor, learner.actor_opt, learner.target_actor, learner.target_critic, actor_loss(learner.actor)
 
+        # The index of this critic step over the run (from 0) is shared by every vmapped run, so
+        # the delay is a real branch: the held steps do not compute the actor's update.
         actor_params, actor_opt, target_actor, target_critic, pi_loss = jax.lax.cond(
-            critic_steps % config.policy_delay == 0, delayed_update, hold, None
+            (index + 1) % config.policy_delay == 0, delayed_update, hold, None
         )
-        new = TD3Learner(actor_params, target_actor, critic_params, target_critic, actor_opt, critic_opt, critic_steps)
+        new = TD3Learner(actor_params, target_actor, critic_params, target_critic, actor_opt, critic_opt)
         return new, {"critic_loss": q_loss, "actor_loss": pi_loss, "q_value": q.mean()}
 
-    def explore(learner: TD3Learner, key, obs, hparams: TD3HParams):
+    def explore(learner: TD3Learner, key, obs, hparams: TD3HParams, step):
         action = actor.apply(learner.actor, obs)
         noise = hparams.exploration_noise * jax.random.normal(key, action.shape, action.dtype)
         return jnp.clip(action + noise, -1.0, 1.0)
 
-    def update(state: OffPolicyState, hparams: TD3HParams) -> tuple[OffPolicyState, dict[str, jax.Array]]:
-        return loop.update(state, hparams, explore, learn_step)
+    def collect(state, hparams, step):
+        return loop.collect(state, hparams, step, explore)
+
+    def learn(state, hparams, batch, step):
+        return loop.learn(state, hparams, batch, step, learn_step)
 
     def act(policy_params, obs: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:
         # The policy is deterministic; evaluation runs it without exploration noise either way.
@@ -148,10 +149,13 @@ def build(config: TD3Config, env: envs.Environment, env_params: Any) -> Agent:
 
     return Agent(
         init=init,
-        update=update,
+        update=compose(collect, learn),
         act=act,
         policy_params=lambda state: {"actor": state.learner.actor},
         steps_per_update=loop.steps_per_update,
+        num_updates=loop.num_updates,
+        collect=collect,
+        learn=learn,
     )
 
 

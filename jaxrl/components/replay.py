@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import flashbax
 import jax
 import jax.numpy as jnp
 
-from jaxrl.rollout import Transition
+from jaxrl.components.rollout import Transition
 
 
 def stored(transitions: Transition) -> dict[str, jax.Array]:
@@ -34,6 +33,8 @@ class Replay:
     """``capacity`` transitions in all, ``capacity // num_envs`` per environment."""
 
     def __init__(self, num_envs: int, capacity: int, batch_size: int, sequence_length: int = 1):
+        import flashbax  # on first use: the on-policy agents never pay for its import
+
         self.buffer = flashbax.make_trajectory_buffer(
             add_batch_size=num_envs,
             sample_batch_size=batch_size,

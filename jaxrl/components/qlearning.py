@@ -10,9 +10,10 @@ import jax.numpy as jnp
 import optax
 
 import envs
-from jaxrl.algorithms.base import require
-from jaxrl.networks import ACTIVATIONS, QNetwork, Torso, torso_kind
-from jaxrl.value_losses import ValueHead, check_value_head, value_head
+from jaxrl.components.networks import ACTIVATIONS, QNetwork, Torso, torso_kind
+from jaxrl.components.optim import optimizer
+from jaxrl.components.value_losses import ValueHead, check_value_head, value_head
+from jaxrl.core.contract import Progress, require
 
 
 def linear_schedule(start: jax.Array, end: jax.Array, duration: jax.Array, step: jax.Array) -> jax.Array:
@@ -69,8 +70,9 @@ def n_step_return(
 # v_min, v_max; their hyperparameters: lr, gamma, eps_*, max_grad_norm, huber_delta, adam_eps).
 
 
-def build_q_network(config: Any, env: Any, env_params: Any) -> tuple[QNetwork, ValueHead, tuple[int, ...]]:
+def build_q_network(config: Any, env: Any) -> tuple[QNetwork, ValueHead, tuple[int, ...]]:
     """The Q-network and value head a config asks for, and the observation shape."""
+    env_params = env.default_params
     obs_shape = envs.observation_shape(env, env_params)
     torso = Torso(
         hidden_sizes=tuple(config.hidden_sizes),
@@ -83,9 +85,13 @@ def build_q_network(config: Any, env: Any, env_params: Any) -> tuple[QNetwork, V
     return QNetwork(torso, envs.action_size(env.action_space(env_params)), head.num_outputs), head, obs_shape
 
 
-def q_optimizer(lr: jax.Array, hparams: Any) -> optax.GradientTransformation:
-    # Rebuilt inside every update from traced values, as PPO's is.
-    return optax.chain(optax.clip_by_global_norm(hparams.max_grad_norm), optax.adam(lr, eps=hparams.adam_eps))
+def q_optimizer(config: Any, hparams: Any, progress: Progress) -> optax.GradientTransformation:
+    """The Q-learners' optimizer at this point of training: ``config.optimizer`` with gradients
+    clipped to ``max_grad_norm`` and the learning rate annealed when ``anneal_lr``."""
+    return optimizer(
+        config.optimizer, lr=hparams.lr, progress=progress, anneal=config.anneal_lr,
+        max_grad_norm=hparams.max_grad_norm, eps=hparams.adam_eps, params=hparams.optimizer_params,
+    )
 
 
 # Evaluation with deterministic=False keeps a little exploration, as is usual for Q-learners.

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 
-from jaxrl.algorithms.base import ConfigError
-from jaxrl.plotting import learning_curve
-from jaxrl.runner import TrainResult, config_dict
+from jaxrl.core.environments import plain_overrides
+from jaxrl.core.values import ConfigError
+from jaxrl.driver.spec import config_dict, versions
+
+if TYPE_CHECKING:
+    from jaxrl.driver.training import TrainResult
 
 
-# Subdirectories a run writes besides its files (see jaxrl.session); --overwrite clears them so
+# Subdirectories a run writes besides its files (see jaxrl.driver.run); --overwrite clears them so
 # the new run's checkpoints and event files do not mix with the old run's.
 RUN_SUBDIRS = ("checkpoints", "tensorboard")
 
@@ -57,12 +59,10 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def run_metadata(result: TrainResult) -> dict[str, Any]:
-    from jaxrl import __version__
-
     return {
         "algorithm": result.algorithm,
         "env": result.env_name,
-        "env_overrides": result.env_overrides,
+        "env_overrides": plain_overrides(result.env_name, result.env_overrides),
         "seed": result.seed,
         "num_seeds": len(result.seeds),
         **config_dict(result.config, result.hparams),
@@ -70,12 +70,14 @@ def run_metadata(result: TrainResult) -> dict[str, Any]:
         "final_returns": [None if r != r else float(r) for r in result.final_returns],
         "wall_time_s": round(result.wall_time, 3),
         "compile_time_s": round(result.compile_time, 3),
-        "versions": {"jaxrl": __version__, "jax": jax.__version__, "python": platform.python_version()},
+        "versions": versions(),
         "backend": jax.default_backend(),
     }
 
 
 def write(result: TrainResult, path: Path) -> None:
+    from jaxrl.analysis.plotting import learning_curve
+
     _atomic_write(path / "config.json", lambda p: p.write_text(json.dumps(run_metadata(result), indent=2) + "\n"))
     frame = result.dataframe()
     _atomic_write(path / "metrics.csv", lambda p: frame.to_csv(p, index=False))

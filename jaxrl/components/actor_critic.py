@@ -1,13 +1,6 @@
-"""Pieces shared by the off-policy actor-critic agents (SAC, TD3, DSAC-T): the training loop
-around a replay buffer, Polyak target updates, the tanh-squashed Gaussian policy and the
-entropy temperature.
-
-Every agent's ``update`` is ``OffPolicyLoop.update``: step ``num_envs`` environments
-``num_steps`` times (uniformly random actions for the first ``learning_starts`` environment
-steps, then the agent's exploration policy), add the transitions to the replay and, once
-``learning_starts`` steps have been collected, take ``gradient_steps`` learner steps on sampled
-minibatches. An agent supplies only its learner state (networks, targets, optimiser states,
-temperature) and two pure functions, ``explore`` and ``learn_step``.
+"""Pieces shared by the off-policy actor-critic agents (SAC, TD3, DSAC-T, off-policy MDPO):
+Polyak target updates, the tanh-squashed Gaussian policy, the entropy temperature, their shared
+configuration and networks. Their training loop is ``jaxrl.components.off_policy``.
 """
 
 from __future__ import annotations
@@ -20,11 +13,9 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-import envs
-from jaxrl.algorithms.base import check_batch, require
-from jaxrl.networks import ACTIVATIONS, ContinuousQ, Torso, ensemble, torso_kind
-from jaxrl.replay import Replay
-from jaxrl.rollout import EnvCarry, env_reset, episode_metrics, rollout
+from jaxrl.components.networks import ACTIVATIONS, ContinuousQ, Torso, ensemble, torso_kind
+from jaxrl.components.optim import check_optimizer, optimizer
+from jaxrl.core.contract import Progress, check_batch, require
 
 # --------------------------------------------------------------------------------------------
 # Pure pieces
@@ -98,6 +89,7 @@ class OffPolicyConfig:
     hidden_sizes: tuple[int, ...] = (256, 256)
     activation: str = "relu"
     layer_norm: bool = False
+    optimizer: str = "adam"  # of every network and the temperature (jaxrl.components.optim)
 
 
 def default_config(config_type: type, env_name: str) -> Any:
@@ -124,6 +116,7 @@ def check_off_policy(config: OffPolicyConfig, hparams: Any) -> None:
     require(config.activation in ACTIVATIONS, f"unknown activation {config.activation!r}; choose from {', '.join(ACTIVATIONS)}")
     require(len(config.hidden_sizes) >= 1 and min(config.hidden_sizes) >= 1, "hidden_sizes must be positive")
     check_batch(config.total_steps, config.num_envs * config.num_steps, "update (num_envs x num_steps)")
+    check_optimizer(config.optimizer)
     for name in ("actor_lr", "critic_lr", "alpha_lr"):
         if hasattr(hparams, name):
             require(getattr(hparams, name) > 0, f"{name} must be positive, got {getattr(hparams, name)}")
@@ -147,88 +140,7 @@ def twin_critics(config: OffPolicyConfig, num_outputs: int = 1):
     return ensemble(ContinuousQ, 2, torso=mlp_torso(config), num_outputs=num_outputs)
 
 
-# --------------------------------------------------------------------------------------------
-# The shared training loop
-
-
-@struct.dataclass
-class OffPolicyState:
-    learner: Any  # networks, target networks, optimiser states, temperature: what learn_step updates
-    replay: Any
-    env: EnvCarry
-    key: jax.Array
-    update_step: jax.Array
-
-
-# explore(learner, key, obs, hparams) -> actions for a batch of observations
-Explore = Callable[[Any, jax.Array, jax.Array, Any], jax.Array]
-# learn_step(learner, batch, key, hparams) -> (learner, metrics); batch leaves are [batch_size, ...]
-LearnStep = Callable[[Any, dict[str, jax.Array], jax.Array, Any], tuple[Any, dict[str, jax.Array]]]
-
-
-class OffPolicyLoop:
-    """The environments, the replay and the update skeleton of one off-policy agent."""
-
-    def __init__(self, config: OffPolicyConfig, env: envs.Environment, env_params: Any):
-        self.config = config
-        self.env_params = env_params
-        self.vec_env = envs.make_vector(env, config.num_envs)
-        space = env.action_space(env_params)
-        self.discrete = envs.is_discrete(space)
-        self.action_dim = envs.action_size(space)  # number of actions when discrete
-        self.obs_shape = envs.observation_shape(env, env_params)
-        self.replay = Replay(config.num_envs, config.buffer_size, config.batch_size)
-        self.steps_per_update = config.num_envs * config.num_steps
-
-    def example_obs(self) -> jax.Array:
-        return jnp.zeros((1, *self.obs_shape), jnp.float32)
-
-    def example_action(self) -> jax.Array:
-        """A batch of one action, as the networks take them."""
-        if self.discrete:
-            return jnp.zeros((1,), jnp.int32)
-        return jnp.zeros((1, self.action_dim), jnp.float32)
-
-    def init(self, key: jax.Array, learner: Any) -> OffPolicyState:
-        key, env_key = jax.random.split(key)
-        env_carry = env_reset(self.vec_env, self.env_params, env_key)
-        replay_state = self.replay.init(env_carry.obs[0], self.example_action()[0])
-        return OffPolicyState(learner, replay_state, env_carry, key, jnp.zeros((), jnp.int32))
-
-    def random_action(self, key: jax.Array, num: int) -> jax.Array:
-        if self.discrete:
-            return jax.random.randint(key, (num,), 0, self.action_dim)
-        return jax.random.uniform(key, (num, self.action_dim), minval=-1.0, maxval=1.0)
-
-    def update(self, state: OffPolicyState, hparams: Any, explore: Explore, learn_step: LearnStep) -> tuple[OffPolicyState, dict[str, jax.Array]]:
-        config = self.config
-        key, rollout_key, learn_key = jax.random.split(state.key, 3)
-        env_steps = state.update_step * self.steps_per_update
-        warming_up = env_steps < config.learning_starts
-
-        def policy(act_key, obs):
-            random_key, policy_key = jax.random.split(act_key)
-            random = self.random_action(random_key, obs.shape[0])
-            return jnp.where(warming_up, random, explore(state.learner, policy_key, obs, hparams)), {}
-
-        env_carry, traj = rollout(self.vec_env, self.env_params, policy, state.env, rollout_key, config.num_steps)
-        replay_state = self.replay.add(state.replay, traj)
-
-        def learn(learner):
-            def step(learner, step_key):
-                sample_key, learner_key = jax.random.split(step_key)
-                batch = jax.tree.map(lambda x: x[0], self.replay.sample(replay_state, sample_key))
-                return learn_step(learner, batch, learner_key, hparams)
-
-            learner, metrics = jax.lax.scan(step, learner, jax.random.split(learn_key, config.gradient_steps))
-            return learner, jax.tree.map(jnp.mean, metrics)
-
-        metric_shapes = jax.eval_shape(lambda learner: learn(learner)[1], state.learner)
-
-        def wait(learner):
-            return learner, jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), metric_shapes)
-
-        learning = (env_steps + self.steps_per_update >= config.learning_starts) & self.replay.can_sample(replay_state)
-        learner, metrics = jax.lax.cond(learning, learn, wait, state.learner)
-        metrics.update(episode_metrics(traj))
-        return OffPolicyState(learner, replay_state, env_carry, key, state.update_step + 1), metrics
+def learner_optimizer(config: OffPolicyConfig, hparams: Any, lr: jax.Array, progress: Progress):
+    """The optimizer of one of the learner's networks (its own learning rate ``lr``), rebuilt in
+    every step from traced values: sweeping a learning rate never recompiles."""
+    return optimizer(config.optimizer, lr=lr, progress=progress, params=hparams.optimizer_params)

@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+import envs
+
 # policy(key, obs) -> (action, extras); extras is a dict of per-step arrays the agent wants kept
 # (log-probabilities, values, ...).
 Policy = Callable[[jax.Array, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
@@ -15,10 +17,12 @@ Policy = Callable[[jax.Array, jax.Array], tuple[jax.Array, dict[str, jax.Array]]
 
 @struct.dataclass
 class EnvCarry:
-    """What a rollout threads from one step to the next."""
+    """What a rollout threads from one step to the next: the environments' state, their latest
+    observation and their parameters (one set per copy; a run may change them between updates)."""
 
     env_state: Any
     obs: jax.Array
+    params: Any
 
 
 @struct.dataclass
@@ -41,22 +45,23 @@ class Transition:
         return self.terminated | self.truncated
 
 
-def env_reset(env, env_params, key: jax.Array) -> EnvCarry:
-    obs, env_state = env.reset(key, env_params)
-    return EnvCarry(env_state, obs)
+def env_reset(env: envs.VectorEnv, params: Any, key: jax.Array) -> EnvCarry:
+    """Starts every copy of a vectorised ``env``. ``params`` are one set of environment
+    parameters (given to every copy) or one per copy (a leading ``num_envs`` axis)."""
+    params = envs.per_copy_params(params, env.default_params, env.num_envs)
+    obs, env_state = env.reset(key, params)
+    return EnvCarry(env_state, obs, params)
 
 
-def rollout(
-    env, env_params, policy: Policy, carry: EnvCarry, key: jax.Array, num_steps: int
-) -> tuple[EnvCarry, Transition]:
-    """Steps ``env`` ``num_steps`` times. ``key`` is consumed: each step splits off one key for
-    the policy and one for the environment."""
+def rollout(env, policy: Policy, carry: EnvCarry, key: jax.Array, num_steps: int) -> tuple[EnvCarry, Transition]:
+    """Steps ``env`` ``num_steps`` times with the parameters in ``carry``. ``key`` is consumed:
+    each step splits off one key for the policy and one for the environment."""
 
     def step(carry_and_key, _):
         carry, key = carry_and_key
         key, act_key, env_key = jax.random.split(key, 3)
         action, extras = policy(act_key, carry.obs)
-        obs, env_state, reward, terminated, truncated, info = env.step(env_key, carry.env_state, action, env_params)
+        obs, env_state, reward, terminated, truncated, info = env.step(env_key, carry.env_state, action, carry.params)
         transition = Transition(
             obs=carry.obs,
             action=action,
@@ -69,7 +74,7 @@ def rollout(
             episode_return=info["episode_return"],
             episode_length=info["episode_length"],
         )
-        return (EnvCarry(env_state, obs), key), transition
+        return (EnvCarry(env_state, obs, carry.params), key), transition
 
     (carry, _), transitions = jax.lax.scan(step, (carry, key), None, length=num_steps)
     return carry, transitions
@@ -83,4 +88,17 @@ def episode_metrics(transitions: Transition) -> dict[str, jax.Array]:
         "episode_return_sum": (transitions.episode_return * done).sum(),
         "episode_length_sum": (transitions.episode_length * done).sum(),
         "episode_count": done.sum(),
+    }
+
+
+def per_env(transitions: Transition, **more: jax.Array) -> dict[str, jax.Array]:
+    """What a curriculum scores levels with, [num_steps, num_envs] each: rewards, episode ends
+    (terminated or truncated), and finished episodes' returns (0 where none ended), plus ``more``
+    (values, advantages, TD errors) from the agent."""
+    return {
+        "reward": transitions.reward,
+        "done": transitions.done,
+        "terminated": transitions.terminated,
+        "episode_return": transitions.episode_return,
+        **more,
     }

@@ -15,8 +15,8 @@ from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from jaxrl.algorithms.base import ConfigError
-from jaxrl.checkpoint import decode_rows, encode_rows
+from jaxrl.core.values import ConfigError
+from jaxrl.driver.checkpoint import decode_rows, encode_rows
 
 
 class Sink(Protocol):
@@ -27,48 +27,42 @@ class Sink(Protocol):
 
 
 class MetricsLog:
-    """Every row a run has logged, in order, with the env steps each row ends at.
+    """Every row a run (or a sweep program's runs) has logged, in order, with the env steps each
+    row ends at (``log_steps``: one entry per logging window of the run, ``Train.log_steps()``).
 
-    Rows arrive per chunk as ``(env_steps_done, rows)``; each row covers ``log_every`` updates
-    except a shorter last one at the very end of the run, which fixes every row's end step.
-    A resumed run starts from the rows saved in its checkpoint (``restore``)."""
+    Rows arrive per chunk as ``(env_steps_done, rows)`` and are handed on to the sinks. A resumed
+    run starts from the rows saved in its checkpoint (``restore``)."""
 
-    def __init__(self, *, log_every: int, steps_per_update: int, num_updates: int, sinks: Sequence[Sink] = ()):
-        self.log_every = log_every
-        self.steps_per_update = steps_per_update
-        self.num_updates = num_updates
+    def __init__(self, log_steps: np.ndarray, sinks: Sequence[Sink] = ()):
+        self.log_steps = np.asarray(log_steps, np.int64)
         self.sinks = list(sinks)
-        self.updates_done = 0
-        self._steps: list[int] = []
+        self.windows_done = 0
         self._chunks: list[dict[str, np.ndarray]] = []
 
-    def restore(self, saved: Mapping[str, Any], updates_done: int) -> None:
-        """Takes the rows of ``to_json`` (from a checkpoint taken after ``updates_done`` updates)."""
+    def restore(self, saved: Mapping[str, Any], windows_done: int) -> None:
+        """Takes the rows of ``to_json`` (from a checkpoint taken after ``windows_done`` windows)."""
         steps = [int(s) for s in saved["steps"]]
         rows = decode_rows(saved["rows"])
         if any(values.shape[1] != len(steps) for values in rows.values()):
             raise ConfigError("the checkpoint's metric rows do not match its steps")
-        if steps and steps[-1] != updates_done * self.steps_per_update:
-            raise ConfigError("the checkpoint's metric rows end before its state")
-        self._steps = steps
+        if steps != self.log_steps[:windows_done].tolist():
+            raise ConfigError("the checkpoint's metric rows do not end where its state does")
         self._chunks = [rows] if steps else []
-        self.updates_done = updates_done
+        self.windows_done = windows_done
 
     def __call__(self, env_steps_done: int, rows: Mapping[str, np.ndarray]) -> None:
         count = next(iter(rows.values())).shape[1]
-        ends = np.minimum(self.updates_done + self.log_every * np.arange(1, count + 1), self.num_updates)
-        steps = ends.astype(np.int64) * self.steps_per_update
-        if int(steps[-1]) != env_steps_done:
-            raise RuntimeError(f"rows end at {int(steps[-1])} steps but the runner reports {env_steps_done}")
-        self.updates_done = int(ends[-1])
-        self._steps.extend(int(s) for s in steps)
+        steps = self.log_steps[self.windows_done : self.windows_done + count]
+        if len(steps) != count or int(steps[-1]) != env_steps_done:
+            raise RuntimeError(f"{count} rows ending at {env_steps_done} steps do not follow the {self.windows_done} logged")
+        self.windows_done += count
         self._chunks.append({name: np.asarray(values) for name, values in rows.items()})
         for sink in self.sinks:
             sink.write(steps, rows)
 
     @property
     def steps(self) -> np.ndarray:
-        return np.asarray(self._steps, np.int64)
+        return self.log_steps[: self.windows_done]
 
     def metrics(self) -> dict[str, np.ndarray]:
         """name -> [runs, rows] over everything logged so far."""
@@ -78,7 +72,7 @@ class MetricsLog:
 
     def to_json(self) -> dict[str, Any]:
         """Exact JSON of the rows (NaN as null), for a checkpoint's metadata."""
-        return {"steps": list(self._steps), "rows": encode_rows(self.metrics())}
+        return {"steps": [int(s) for s in self.steps], "rows": encode_rows(self.metrics())}
 
     def close(self) -> None:
         for sink in self.sinks:
@@ -86,21 +80,33 @@ class MetricsLog:
 
 
 class ProgressBar:
-    """tqdm bar over env steps per run, starting where a resumed run left off."""
+    """The one progress bar (tqdm), over environment steps: of one run (``jaxrl train``), or of all
+    runs of a sweep. It shows the latest mean return, or with ``best=True`` the best mean return
+    of any run so far (a cheap "is anything learning" for a sweep). As a ``MetricsLog`` sink it
+    advances by the logged rows; ``scale`` env steps of the bar per env step of a row (the runs a
+    sweep program trains at once) and ``offset`` (the steps of the programs before) place them."""
 
-    def __init__(self, total_steps: int, description: str, initial_steps: int = 0):
+    def __init__(self, total_steps: int, description: str, initial_steps: int = 0, *, best: bool = False):
         from tqdm.auto import tqdm
 
         self.bar = tqdm(total=total_steps, initial=initial_steps, desc=description, unit="step", unit_scale=True, dynamic_ncols=True)
-        self.done = initial_steps
+        self.best = best
+        self.best_return = -np.inf
+        self.scale, self.offset = 1, 0
+
+    def show(self, done: int, returns: np.ndarray | None = None) -> None:
+        """Moves the bar to ``done`` steps; ``returns`` are the latest rows' episode returns."""
+        finite = np.asarray(returns if returns is not None else [], np.float64)
+        finite = finite[np.isfinite(finite)]
+        if finite.size and self.best:
+            self.best_return = max(self.best_return, float(finite.max()))
+            self.bar.set_postfix(best_ret=f"{self.best_return:.1f}")
+        elif finite.size:
+            self.bar.set_postfix(ret=f"{finite.mean():.1f}")
+        self.bar.update(done - self.bar.n)
 
     def write(self, steps: np.ndarray, rows: Mapping[str, np.ndarray]) -> None:
-        returns = np.asarray(rows.get("episode_return", np.empty((0, 0))))
-        finite = returns[np.isfinite(returns)]
-        if finite.size:
-            self.bar.set_postfix(ret=f"{finite.mean():.1f}")
-        self.bar.update(int(steps[-1]) - self.done)
-        self.done = int(steps[-1])
+        self.show(self.offset + int(steps[-1]) * self.scale, rows.get("episode_return"))
 
     def close(self) -> None:
         self.bar.close()

@@ -32,7 +32,7 @@ from typing import Any, Mapping, Sequence
 import jax
 import numpy as np
 
-from jaxrl.algorithms.base import ConfigError
+from jaxrl.core.values import ConfigError
 
 LAYOUT_FORMAT = "jaxrl-state-layout/1"
 _ITEMS = ("state", "layout", "metadata")

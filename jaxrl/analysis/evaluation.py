@@ -25,10 +25,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import envs
-from jaxrl import stats
-from jaxrl.algorithms.base import ConfigError
-from jaxrl.runner import run_keys
-from jaxrl.session import LoadedRun, load_run
+from jaxrl.analysis import stats
+from jaxrl.core.contract import ConfigError
+from jaxrl.driver.run import LoadedRun, load_run
+from jaxrl.driver.runner import run_keys
 
 DEFAULT_MAX_STEPS = 100_000
 # Folded into each run's key so evaluation episodes never reuse a training random stream.
@@ -66,7 +66,7 @@ def load_policy(
     """
     run = load_run(run_dir, step)
     params = run.policy_params(seed_index)
-    agent_act = run.agent.act
+    agent_act = run.train.act
     # Parameters are an argument, not constants baked into the program: the same numerics as
     # the training-time policy, and no recompilation per loaded run of the same shape.
     jitted = jax.jit(lambda params, obs, key: agent_act(params, obs, key, deterministic))
@@ -78,6 +78,7 @@ def episode_program(env: Any, env_params: Any, act: Act, num_episodes: int, max_
     one episode per env copy for each run (leading axis of ``params`` and ``keys``), stepped until
     all have ended or ``max_steps`` steps (an unfinished episode reports its partial return)."""
     vec_env = envs.make_vector(env, num_episodes)
+    env_params = envs.tile_params(env_params, num_episodes)
 
     def one_run(params: Any, key: jax.Array):
         reset_key, key = jax.random.split(key)
@@ -170,9 +171,8 @@ def evaluate_loaded(run: LoadedRun, episodes: int = 100, *, seed: int = 0, max_s
     max_steps = DEFAULT_MAX_STEPS if max_steps is None else max_steps
     if max_steps < 1:
         raise ConfigError(f"max_steps must be >= 1, got {max_steps}")
-    env, env_params = envs.make(run.env_name, **run.env_overrides)
-    agent_act = run.agent.act
-    program = episode_program(env, env_params, lambda p, obs, key: agent_act(p, obs, key, True), episodes, max_steps)
+    agent_act = run.train.act
+    program = episode_program(run.train.env, run.train.default_env_params, lambda p, obs, key: agent_act(p, obs, key, True), episodes, max_steps)
     returns, lengths, finished = jax.device_get(program(run.policy_params(), eval_keys(seed, len(run.seeds))))
     return EvalReport(
         algorithm=run.algorithm.name,
@@ -196,7 +196,9 @@ def evaluate(run_dir: str | Path, episodes: int = 100, *, seed: int = 0, max_ste
 def _renderable_env(env_name: str, env_overrides: dict[str, Any]) -> tuple[Any, Any, Any]:
     """(env, env_params, the gymnax environment inside) when gymnax can draw ``env_name``;
     ``ConfigError`` naming what is missing otherwise."""
-    env, env_params = envs.make(env_name, **env_overrides)
+    from jaxrl.core.environments import make_env
+
+    env, env_params = make_env(env_name, env_overrides)
     inner = getattr(env, "_env", None)  # GymnaxEnv keeps the gymnax environment it adapts here
     if inner is None or env_name not in _CLASSIC_CONTROL | _MATPLOTLIB_DRAWN:
         drawable = ", ".join(sorted(_CLASSIC_CONTROL | _MATPLOTLIB_DRAWN))
@@ -226,8 +228,8 @@ def render_loaded(
     max_steps: int | None = None,
 ) -> Path:
     """``render_episode`` for a run already loaded."""
-    from jaxrl import plotting  # noqa: F401 - selects matplotlib's Agg backend before pyplot loads
-    from jaxrl.rundir import _atomic_write
+    from jaxrl.analysis import plotting  # noqa: F401 - selects matplotlib's Agg backend before pyplot loads
+    from jaxrl.driver.rundir import _atomic_write
 
     env, env_params, inner = _renderable_env(run.env_name, run.env_overrides)
     from gymnax.visualize import Visualizer
@@ -236,7 +238,7 @@ def render_loaded(
     length = max_steps or int(getattr(env_params, "max_steps_in_episode", 1000))
     single = env if envs.is_discrete(env.action_space(env_params)) else envs.RescaleAction(env)
     params = run.policy_params(seed_index)
-    agent_act = run.agent.act
+    agent_act = run.train.act
 
     def episode(params: Any, key: jax.Array):
         reset_key, key = jax.random.split(key)

@@ -15,8 +15,8 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from jaxrl import stats
-from jaxrl.plotting import return_curves
+from jaxrl.analysis import stats
+from jaxrl.analysis.plotting import return_curves
 
 
 def _new_figure(path: str | Path | None, **kwargs: Any):

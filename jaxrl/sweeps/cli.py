@@ -14,8 +14,8 @@ import argparse
 from pathlib import Path
 from typing import Any, Sequence
 
-from jaxrl.algorithms.base import ConfigError
-from jaxrl.cli import key_values, number_or_text
+from jaxrl.cli import key_values
+from jaxrl.core.contract import ConfigError
 
 
 def add_parser(subparsers: Any) -> None:
@@ -44,7 +44,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=0, help="base seed of the runs and of --random's draws (default 0)")
     parser.add_argument("--total-steps", type=int, default=None, help="environment steps per run (default: the algorithm's)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="fixed setting of every configuration, e.g. num_envs=8")
-    parser.add_argument("--env-set", action="append", metavar="KEY=VALUE", help="environment option")
+    parser.add_argument("--env-set", action="append", metavar="KEY=VALUE", help=(
+        "environment parameter or option of every run; a distribution (gravity=uniform:8:12) randomises it every episode"))
     parser.add_argument("--log-every", type=int, default=None, help="updates per logged row (default: ~100 rows)")
     parser.add_argument("--out", default=None, help="directory to write (default: runs/sweep-<algorithm>-<env>)")
     parser.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
@@ -56,6 +57,8 @@ def add_parser(subparsers: Any) -> None:
         "continue the sweep in RUN_DIR from its newest checkpoint; give the same sweep (algorithm, "
         "--env, --grid/--random, --seeds, --set, --checkpoint-every ...)"))
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--no-compile-cache", action="store_true", help=(
+        "do not use JAX's persistent compilation cache (also JAXRL_COMPILATION_CACHE=0)"))
 
 
 def parse_grid(items: Sequence[str] | None) -> dict[str, list[str]] | None:
@@ -68,13 +71,14 @@ def parse_grid(items: Sequence[str] | None) -> dict[str, list[str]] | None:
 
 def run_command(args: argparse.Namespace) -> int:
     """Runs ``jaxrl sweep``; returns the exit code."""
-    from jaxrl import rundir
-    from jaxrl.sweeps import plan, run
+    from jaxrl.driver import rundir
+    from jaxrl.sweeps.plan import plan
+    from jaxrl.sweeps.run import run
 
     overrides: dict[str, Any] = key_values(args.set, "--set")
     if args.total_steps is not None:
         overrides["total_steps"] = str(args.total_steps)
-    env_overrides = {k: number_or_text(v) for k, v in key_values(args.env_set, "--env-set").items()}
+    env_overrides = key_values(args.env_set, "--env-set")
     if args.log_every is not None and args.log_every < 1:
         raise ConfigError(f"--log-every must be >= 1, got {args.log_every}")
     if args.seeds < 1:
