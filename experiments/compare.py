@@ -29,9 +29,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from jaxrl import stats  # noqa: E402
-from jaxrl.plotting import return_curves  # noqa: E402
-from jaxrl.algorithms.base import ConfigError  # noqa: E402
+from jaxrl.analysis import stats  # noqa: E402
+from jaxrl.analysis.plotting import return_curves  # noqa: E402
+from jaxrl.core.contract import ConfigError  # noqa: E402
 
 
 def parse_variant(text: str) -> tuple[str, str, dict[str, str], dict[str, dict[str, str]]]:

@@ -5,7 +5,7 @@
   previous one's rows),
 * in default chunks with an ``on_chunk`` hook that does nothing (the host waits for every chunk,
   as it does when checkpointing), and
-* through ``jaxrl.session.train_run`` with checkpoints (about ten Orbax saves a run).
+* through ``jaxrl.driver.run.train_run`` with checkpoints (about ten Orbax saves a run).
 
 All in one process, after a warm-up run of each, so compilation is excluded; variants are
 interleaved over the repeats so that drift on a shared machine hits them alike; the median
@@ -24,8 +24,9 @@ from pathlib import Path
 
 import jax
 
-from jaxrl.runner import default_log_every, train
-from jaxrl.session import train_run
+from jaxrl.core.train import default_log_every
+from jaxrl.driver.run import run_seeds, train_run
+from jaxrl.driver.training import train
 
 
 def main() -> None:
@@ -46,13 +47,15 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="jaxrl-bench-"))
 
     def one_call():
-        return train("ppo", args.env, logs_per_chunk=num_logs, **common).wall_time
+        return train("ppo", args.env, chunk_windows=num_logs, **common).wall_time
 
     def default_chunks():
         return train("ppo", args.env, **common).wall_time
 
+    train_fn = train("ppo", args.env, **common).train
+
     def with_noop_hook():
-        return train("ppo", args.env, on_chunk=lambda state, done: None, **common).wall_time
+        return run_seeds(train_fn, seed=0, num_seeds=args.seeds, on_chunk=lambda state, done: None).wall_time
 
     def with_checkpoints():
         return train_run("ppo", args.env, scratch / "run", overwrite=True, **common).wall_time

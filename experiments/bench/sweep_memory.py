@@ -40,16 +40,17 @@ CHILD = textwrap.dedent(
     runs, total_steps = int(sys.argv[1]), int(sys.argv[2])
     import jax
     import jaxrl
-    from jaxrl import runner, sweeps
+    from jaxrl.core.train import build
+    from jaxrl.sweeps.plan import plan as plan_sweep
     floor = peak_mib()
     configs = runs // 2
     grid = {"lr": [float(v) for v in np.geomspace(1e-4, 3e-3, configs)]}
     overrides = {"total_steps": total_steps, "num_envs": 4}
     result = jaxrl.sweep("ppo", "CartPole-v1", grid=grid, seeds=2, overrides=overrides, log_every=1)
     peak = peak_mib()
-    plan = sweeps.plan("ppo", "CartPole-v1", grid=grid, seeds=2, overrides=overrides)
-    agent = runner.build_agent(plan.algo, plan.env_name, {}, plan.env, plan.env_params, plan.groups[0].config)
-    one = jax.eval_shape(agent.init, jax.random.key(0), plan.hparams[0])
+    plan = plan_sweep("ppo", "CartPole-v1", grid=grid, seeds=2, overrides=overrides)
+    train_fn = build("ppo", "CartPole-v1", config=plan.groups[0].config, hparams=plan.hparams[0])
+    one = jax.eval_shape(train_fn.init, jax.random.key(0), train_fn.default_hparams)
     state_bytes = sum(np.prod(x.shape) * x.dtype.itemsize for x in jax.tree.leaves(one) if hasattr(x, "dtype"))
     print("RESULT " + json.dumps({
         "runs": runs, "floor_mib": floor, "peak_mib": peak, "rss_after_mib": rss_mib(),

@@ -27,7 +27,7 @@ import jax  # noqa: E402
 
 from jaxrl.algorithms.dqn import DQNConfig, DQNHParams  # noqa: E402
 from jaxrl.algorithms.pqn import PQNConfig, PQNHParams  # noqa: E402
-from jaxrl.runner import default_log_every  # noqa: E402
+from jaxrl.core.train import default_log_every  # noqa: E402
 
 ALGORITHMS = {
     "dqn": (plain_dqn.make_train, DQNConfig, DQNHParams),

@@ -172,7 +172,11 @@ class Train:
         return jax.tree.map(lambda _: None, self.default_hparams).replace(**axes)
 
     def init(self, key: jax.Array, hparams: Any, env_params: Any = None) -> Any:
-        return self.program.init(key, hparams, self.default_env_params if env_params is None else env_params)
+        if env_params is None:
+            # Data, not constants: XLA would fold constants into the environment's arithmetic,
+            # and the run would then round differently from one given the same values.
+            env_params = jax.lax.optimization_barrier(self.default_env_params)
+        return self.program.init(key, hparams, env_params)
 
     def run(self, state: Any, hparams: Any, first_window: jax.Array = 0, num_windows: int | None = None):
         return self.program.run(state, hparams, first_window, self.num_logs if num_windows is None else num_windows)
