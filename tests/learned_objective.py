@@ -2,7 +2,6 @@
 weight plus a learned multiple of KL(pi || pi_old). With ``scale = 1`` and ``kl_coef = 0`` it is
 PPO's objective exactly. Imported by the tests and by the scripts they start."""
 
-import jax.numpy as jnp
 import numpy as np
 
 from jaxrl.components.losses import clipped_surrogate_loss

@@ -12,7 +12,7 @@ import statistics
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import jaxrl  # first: both implementations run under the kit's XLA settings
 
@@ -70,6 +70,24 @@ def kit(algorithm: str, env: str, total_steps: int, num_seeds: int) -> Candidate
     return Candidate("jaxrl", first.compile_time, num_seeds * int(first.steps[-1]), run)
 
 
+def pure(algorithm: str, env: str, total_steps: int, num_seeds: int) -> Candidate:
+    """``jaxrl.make_train`` called under an outer ``jax.jit(jax.vmap(...))``: the pure function as a
+    user composes it, without the host driver (no chunks, no progress)."""
+    train = jaxrl.make_train(algorithm, env, total_steps=total_steps)
+    keys = jax.random.split(jax.random.key(0), num_seeds)
+    program = jax.jit(jax.vmap(lambda key: train(key, train.default_hparams)[1]["final_return"]))
+    start = time.perf_counter()
+    compiled = program.lower(keys).compile()
+    compile_time = time.perf_counter() - start
+
+    def run() -> tuple[float, float]:
+        start = time.perf_counter()
+        finals = np.asarray(jax.block_until_ready(compiled(keys)))
+        return time.perf_counter() - start, float(np.nanmean(finals))
+
+    return Candidate("make_train under jit", compile_time, num_seeds * train.total_env_steps, run)
+
+
 @dataclass
 class Timing:
     name: str
@@ -108,10 +126,12 @@ def table_row(timing: Timing, num_seeds: int, prefix: str = "") -> str:
     )
 
 
-def compare(label: str, plain_candidate: Callable[[], Candidate], kit_candidate: Callable[[], Candidate], num_seeds: int, repeats: int, prefix: str = "") -> str:
-    """Builds both candidates, times them alternately, prints their table rows, and returns the
-    one-line ratio summary."""
-    timings = alternate([plain_candidate(), kit_candidate()], repeats)
+def compare(label: str, plain_candidate: Callable[[], Candidate], kit_candidate: Callable[[], Candidate], num_seeds: int, repeats: int,
+            prefix: str = "", more: Sequence[Callable[[], Candidate]] = ()) -> str:
+    """Builds the candidates (the plain file, the kit, then ``more``), times them alternately,
+    prints their table rows, and returns the one-line ratio summary (each against the plain file)."""
+    timings = alternate([plain_candidate(), kit_candidate(), *(m() for m in more)], repeats)
     for timing in timings:
         print(table_row(timing, num_seeds, prefix), flush=True)
-    return f"{label}, {num_seeds} seed(s): jaxrl runs at {ratio(timings[1], timings[0])} the plain implementation's env steps/s"
+    ratios = ", ".join(f"{t.name} {ratio(t, timings[0])}" for t in timings[1:])
+    return f"{label}, {num_seeds} seed(s), against the plain implementation's env steps/s: {ratios}"

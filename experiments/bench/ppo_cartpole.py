@@ -1,6 +1,7 @@
 """Benchmark: PPO on CartPole-v1 with the standard configuration (4 envs x 128 steps, 4 epochs x 4
 minibatches, 500k steps per seed), for 1 and 8 vmapped seeds: the kit (``jaxrl.train``) side by
-side with the same configuration written the plain way (``plain_ppo.py``), in one process.
+side with the same configuration written the plain way (``plain_ppo.py``), and with the pure
+function (``jaxrl.make_train``) called under an outer ``jit(vmap(...))``, in one process.
 
 Reports compile time (lowering + XLA compilation) and environment steps per second after
 compilation (all seeds together), the two implementations timed in alternation (``harness.py``).
@@ -27,6 +28,7 @@ def main() -> None:
     parser.add_argument("--total-steps", type=int, default=500_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-pure", dest="pure", action="store_false", help="leave out make_train under an outer jit")
     args = parser.parse_args()
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {args.total_steps:,} steps per seed")
     print(harness.TABLE_HEADER)
@@ -37,6 +39,7 @@ def main() -> None:
             functools.partial(harness.kit, "ppo", "CartPole-v1", args.total_steps, num_seeds),
             num_seeds,
             args.repeats,
+            more=[functools.partial(harness.pure, "ppo", "CartPole-v1", args.total_steps, num_seeds)] if args.pure else [],
         )
         for num_seeds in args.seeds
     ]

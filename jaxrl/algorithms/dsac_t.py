@@ -40,7 +40,6 @@ from jaxrl.components.actor_critic import (
     check_off_policy,
     check_target_entropy_scale,
     default_config,
-    learner_optimizer,
     mlp_torso,
     polyak,
     tanh_gaussian_sample,
@@ -52,7 +51,7 @@ from jaxrl.components.losses import dsac_t_critic_loss, dsac_t_targets
 from jaxrl.components.networks import TanhGaussianActor
 from jaxrl.components.off_policy import OffPolicyLoop, OffPolicyState
 from jaxrl.components.optim import apply
-from jaxrl.core.contract import Agent, Algorithm, Progress, compose, register, require
+from jaxrl.core.contract import Agent, Algorithm, compose, register, require
 
 # sigma = softplus(raw) + MIN_STD: positive, and never exactly 0 in the sigma^3 denominators.
 MIN_STD = 1e-3
@@ -101,9 +100,6 @@ def build(config: DSACTConfig, env: envs.Environment) -> Agent:
         out = critic.apply(params, obs, action)
         return out[..., 0], jax.nn.softplus(out[..., 1]) + MIN_STD
 
-    def tx(hparams: DSACTHParams, lr: jax.Array, step: jax.Array):
-        return learner_optimizer(config, hparams, lr, Progress(step, loop.num_updates))
-
     def init(key: jax.Array, hparams: DSACTHParams, env_params: Any) -> OffPolicyState:
         key, actor_key, critic_key = jax.random.split(key, 3)
         zero = jnp.zeros((), jnp.int32)
@@ -116,9 +112,9 @@ def build(config: DSACTConfig, env: envs.Environment) -> Agent:
             critic=critic_params,
             target_critic=critic_params,
             log_alpha=log_alpha,
-            actor_opt=tx(hparams, hparams.actor_lr, zero).init(actor_params),
-            critic_opt=tx(hparams, hparams.critic_lr, zero).init(critic_params),
-            alpha_opt=tx(hparams, hparams.alpha_lr, zero).init(log_alpha),
+            actor_opt=loop.optimizer(hparams, hparams.actor_lr, zero).init(actor_params),
+            critic_opt=loop.optimizer(hparams, hparams.critic_lr, zero).init(critic_params),
+            alpha_opt=loop.optimizer(hparams, hparams.alpha_lr, zero).init(log_alpha),
             std_bar=jnp.zeros((2,), jnp.float32),
         )
         return loop.init(key, learner, env_params)
@@ -147,7 +143,7 @@ def build(config: DSACTConfig, env: envs.Environment) -> Agent:
             return per_critic.sum(), (q, std, std_bar)
 
         (q_loss, (q, std, std_bar)), grads = jax.value_and_grad(critic_loss, has_aux=True)(learner.critic)
-        critic_params, critic_opt = apply(tx(hparams, hparams.critic_lr, step), grads, learner.critic_opt, learner.critic)
+        critic_params, critic_opt = apply(loop.optimizer(hparams, hparams.critic_lr, step), grads, learner.critic_opt, learner.critic)
 
         def actor_loss(params):
             mean, log_std = actor.apply(params, batch["obs"])
@@ -157,10 +153,10 @@ def build(config: DSACTConfig, env: envs.Environment) -> Agent:
 
         def delayed_update(_):
             (loss, entropy), grads = jax.value_and_grad(actor_loss, has_aux=True)(learner.actor)
-            actor_params, actor_opt = apply(tx(hparams, hparams.actor_lr, step), grads, learner.actor_opt, learner.actor)
+            actor_params, actor_opt = apply(loop.optimizer(hparams, hparams.actor_lr, step), grads, learner.actor_opt, learner.actor)
             entropy_target = target_entropy(hparams.target_entropy_scale, loop.action_dim, False)
             alpha_grad = jax.grad(temperature_loss)(learner.log_alpha, entropy, entropy_target)
-            log_alpha, alpha_opt = apply(tx(hparams, hparams.alpha_lr, step), alpha_grad, learner.alpha_opt, learner.log_alpha)
+            log_alpha, alpha_opt = apply(loop.optimizer(hparams, hparams.alpha_lr, step), alpha_grad, learner.alpha_opt, learner.log_alpha)
             target_actor, target_critic = polyak(
                 (actor_params, critic_params), (learner.target_actor, learner.target_critic), hparams.tau
             )

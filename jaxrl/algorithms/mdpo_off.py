@@ -34,7 +34,6 @@ from jaxrl.components.actor_critic import (
     check_off_policy,
     check_target_entropy_scale,
     default_config,
-    learner_optimizer,
     mlp_torso,
     tanh_gaussian_log_prob,
     tanh_gaussian_sample,
@@ -44,7 +43,7 @@ from jaxrl.components.losses import mdpo_step_size
 from jaxrl.components.networks import TanhGaussianActor
 from jaxrl.components.off_policy import OffPolicyLoop, OffPolicyState
 from jaxrl.components.optim import apply
-from jaxrl.core.contract import Agent, Algorithm, Progress, compose, register, require
+from jaxrl.core.contract import Agent, Algorithm, compose, register, require
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ def build(config: MDPOOffConfig, env: envs.Environment) -> Agent:
     num_iterations = max(1, math.ceil(total_actor_steps / config.kl_refresh_every))
 
     def tx_at(hparams: MDPOOffHParams, step: jax.Array):
-        return lambda lr: learner_optimizer(config, hparams, lr, Progress(step, loop.num_updates))
+        return lambda lr: loop.optimizer(hparams, lr, step)
 
     def init(key: jax.Array, hparams: MDPOOffHParams, env_params: Any) -> OffPolicyState:
         key, actor_key, critic_key = jax.random.split(key, 3)

@@ -30,7 +30,6 @@ from jaxrl.components.actor_critic import (
     check_off_policy,
     check_target_entropy_scale,
     default_config,
-    learner_optimizer,
     mlp_torso,
     polyak,
     tanh_gaussian_sample,
@@ -41,7 +40,7 @@ from jaxrl.components.actor_critic import (
 from jaxrl.components.networks import Actor, QNetwork, TanhGaussianActor, ensemble
 from jaxrl.components.off_policy import OffPolicyLoop, OffPolicyState
 from jaxrl.components.optim import apply
-from jaxrl.core.contract import Agent, Algorithm, Progress, compose, register, require
+from jaxrl.core.contract import Agent, Algorithm, compose, register, require
 
 # make_tx(lr) -> the optimizer of one network with learning rate lr, at this point of training
 MakeTx = Callable[[jax.Array], optax.GradientTransformation]
@@ -129,7 +128,7 @@ def build(config: SACConfig, env: envs.Environment) -> Agent:
         critic = twin_critics(config)
 
     def tx_at(hparams: SACHParams, step: jax.Array) -> MakeTx:
-        return lambda lr: learner_optimizer(config, hparams, lr, Progress(step, loop.num_updates))
+        return lambda lr: loop.optimizer(hparams, lr, step)
 
     def init(key: jax.Array, hparams: SACHParams, env_params: Any) -> OffPolicyState:
         key, actor_key, critic_key = jax.random.split(key, 3)

@@ -25,7 +25,6 @@ from jaxrl.components.actor_critic import (
     OffPolicyConfig,
     check_off_policy,
     default_config,
-    learner_optimizer,
     mlp_torso,
     polyak,
     twin_critics,
@@ -33,7 +32,7 @@ from jaxrl.components.actor_critic import (
 from jaxrl.components.networks import DeterministicActor
 from jaxrl.components.off_policy import OffPolicyLoop, OffPolicyState
 from jaxrl.components.optim import apply
-from jaxrl.core.contract import Agent, Algorithm, Progress, compose, register, require
+from jaxrl.core.contract import Agent, Algorithm, compose, register, require
 
 
 @dataclass(frozen=True)
@@ -77,9 +76,6 @@ def build(config: TD3Config, env: envs.Environment) -> Agent:
     actor = DeterministicActor(loop.action_dim, mlp_torso(config, loop.obs_shape, "auto"))
     critic = twin_critics(config)
 
-    def tx(hparams: TD3HParams, lr: jax.Array, step: jax.Array):
-        return learner_optimizer(config, hparams, lr, Progress(step, loop.num_updates))
-
     def init(key: jax.Array, hparams: TD3HParams, env_params: Any) -> OffPolicyState:
         key, actor_key, critic_key = jax.random.split(key, 3)
         zero = jnp.zeros((), jnp.int32)
@@ -90,8 +86,8 @@ def build(config: TD3Config, env: envs.Environment) -> Agent:
             target_actor=actor_params,
             critic=critic_params,
             target_critic=critic_params,
-            actor_opt=tx(hparams, hparams.actor_lr, zero).init(actor_params),
-            critic_opt=tx(hparams, hparams.critic_lr, zero).init(critic_params),
+            actor_opt=loop.optimizer(hparams, hparams.actor_lr, zero).init(actor_params),
+            critic_opt=loop.optimizer(hparams, hparams.critic_lr, zero).init(critic_params),
         )
         return loop.init(key, learner, env_params)
 
@@ -108,7 +104,7 @@ def build(config: TD3Config, env: envs.Environment) -> Agent:
             return 0.5 * jnp.square(q - target).mean(axis=-1).sum(), q
 
         (q_loss, q), grads = jax.value_and_grad(critic_loss, has_aux=True)(learner.critic)
-        critic_params, critic_opt = apply(tx(hparams, hparams.critic_lr, step), grads, learner.critic_opt, learner.critic)
+        critic_params, critic_opt = apply(loop.optimizer(hparams, hparams.critic_lr, step), grads, learner.critic_opt, learner.critic)
 
         def actor_loss(params):
             # The deterministic policy gradient through the first critic, as in the paper.
@@ -117,7 +113,7 @@ def build(config: TD3Config, env: envs.Environment) -> Agent:
 
         def delayed_update(_):
             loss, grads = jax.value_and_grad(actor_loss)(learner.actor)
-            actor_params, actor_opt = apply(tx(hparams, hparams.actor_lr, step), grads, learner.actor_opt, learner.actor)
+            actor_params, actor_opt = apply(loop.optimizer(hparams, hparams.actor_lr, step), grads, learner.actor_opt, learner.actor)
             targets = polyak((actor_params, critic_params), (learner.target_actor, learner.target_critic), hparams.tau)
             return actor_params, actor_opt, *targets, loss
 

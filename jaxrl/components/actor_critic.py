@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
-from flax import struct
 
 from jaxrl.components.networks import ACTIVATIONS, ContinuousQ, Torso, ensemble, torso_kind
-from jaxrl.components.optim import check_optimizer, optimizer
-from jaxrl.core.contract import Progress, check_batch, require
+from jaxrl.components.optim import check_optimizer
+from jaxrl.core.contract import check_batch, require
 
 # --------------------------------------------------------------------------------------------
 # Pure pieces
@@ -139,8 +138,3 @@ def twin_critics(config: OffPolicyConfig, num_outputs: int = 1):
     (clipped double Q-learning, Fujimoto et al., 2018)."""
     return ensemble(ContinuousQ, 2, torso=mlp_torso(config), num_outputs=num_outputs)
 
-
-def learner_optimizer(config: OffPolicyConfig, hparams: Any, lr: jax.Array, progress: Progress):
-    """The optimizer of one of the learner's networks (its own learning rate ``lr``), rebuilt in
-    every step from traced values: sweeping a learning rate never recompiles."""
-    return optimizer(config.optimizer, lr=lr, progress=progress, params=hparams.optimizer_params)

@@ -29,9 +29,13 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+import optax
+
 import envs
+from jaxrl.components.optim import optimizer
 from jaxrl.components.replay import Replay
 from jaxrl.components.rollout import EnvCarry, Transition, env_reset, episode_metrics, per_env, rollout
+from jaxrl.core.contract import Progress
 
 Explore = Callable[[Any, jax.Array, jax.Array, Any, jax.Array], jax.Array]
 LearnStep = Callable[[Any, dict[str, jax.Array], jax.Array, Any, jax.Array, jax.Array], tuple[Any, dict[str, jax.Array]]]
@@ -81,6 +85,12 @@ class OffPolicyLoop:
             math.ceil(config.learning_starts / self.steps_per_update) - 1,
             math.ceil(sequence_length / config.num_steps) - 1,
         )
+
+    def optimizer(self, hparams: Any, lr: jax.Array, step: jax.Array) -> optax.GradientTransformation:
+        """The optimizer of one of the learner's networks (its own learning rate ``lr``) at update
+        ``step``, rebuilt in every step from traced values: sweeping a learning rate never
+        recompiles. ``config.optimizer`` names it (``jaxrl.components.optim``)."""
+        return optimizer(self.config.optimizer, lr=lr, progress=Progress(step, self.num_updates), params=hparams.optimizer_params)
 
     def learning_updates(self) -> int:
         """Updates that learn in a run."""

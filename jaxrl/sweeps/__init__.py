@@ -1,1 +1,3 @@
-"""sweeps"""
+"""Sweeps: grids and random searches of hyperparameters x seeds, one compiled program per
+structural group (``plan``, ``run``), their results and plots (``result``, ``plots``) and the
+``jaxrl sweep`` command (``cli``)."""
