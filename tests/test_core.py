@@ -43,6 +43,31 @@ def test_train_logs_static_windows_and_masks_the_last_one():
     assert act(train.policy_params(state), jnp.zeros((3, 4))).shape == (3,)
 
 
+def test_windows_past_the_end_leave_the_state_as_it_is():
+    # 6 updates in windows of 2 tile the run: no update is masked, whole windows past the end are
+    # skipped (a driver chunk's tail), with or without the per-update mask of an untiled run.
+    for log_every, num_logs in ((2, 3), (4, 2)):
+        train = tiny(6, log_every=log_every)
+        assert train.num_logs == num_logs
+        state = jax.jit(train.init)(jax.random.key(0), train.default_hparams)
+        run = jax.jit(train.run, static_argnums=3)
+        exact, rows = run(state, train.default_hparams, 0, num_logs)
+        longer, longer_rows = run(state, train.default_hparams, 0, num_logs + 2)
+        data = lambda x: jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x  # noqa: E731
+        for a, b in zip(jax.tree.leaves(exact), jax.tree.leaves(longer)):
+            np.testing.assert_array_equal(data(a), data(b))
+        np.testing.assert_array_equal(longer_rows["lr"][:num_logs], rows["lr"])
+        np.testing.assert_array_equal(longer_rows["lr"][num_logs:], 0.0)
+        assert np.isnan(longer_rows["episode_return"][num_logs:]).all()
+
+
+def test_default_log_every_divides_the_run_where_it_can():
+    from jaxrl.core.train import default_log_every
+
+    assert [default_log_every(n) for n in (976, 20_000, 488, 97)] == [8, 200, 4, 1]
+    assert default_log_every(4882) == 48  # 2 x 2441: no divisor near 48, so the last window is masked
+
+
 def test_final_return_is_the_last_window_that_had_an_episode():
     from jaxrl.core.train import final_return
 

@@ -5,10 +5,11 @@ greedy policy ended worse than the training return suggested.
 Each variant trains into ``OUT/<variant>`` with a checkpoint every ``--every`` env steps; every
 checkpoint's deterministic policy is evaluated for ``--episodes`` episodes per seed. Writes
 ``OUT/results.csv`` (variant, step, seed, training return of that window, greedy return) and
-prints a table of the greedy return (mean and worst seed) at a few steps.
+``OUT/greedy.png`` (greedy return through training: mean and every seed), and prints a table of
+the greedy return (mean and worst seed) at each evaluated step.
 
     python experiments/continuous/mdpo_pendulum.py --out runs/mdpo_pendulum --seeds 4
-    python experiments/continuous/mdpo_pendulum.py --variants defaults no-anneal --seeds 2
+    python experiments/continuous/mdpo_pendulum.py --variants defaults lr-1e-3 --seeds 8
 """
 
 from __future__ import annotations
@@ -36,12 +37,32 @@ def mdpo_constant_step(terms, hparams, progress):
 
 
 VARIANTS = {
-    "defaults": {},
+    "defaults": {},  # lr 3e-4 since this study
+    "lr-1e-3": {"lr": 1e-3},  # the defaults before it (PPO's)
     # the KL weight 1 / t_k grows to K (488 updates at 500k steps); held at 1 instead
-    "constant-step-size": {"objective": "mdpo-constant-step"},
-    "lr-3e-4": {"lr": 3e-4},
-    "no-lr-anneal": {"anneal_lr": False},
+    "lr-1e-3-constant-step-size": {"lr": 1e-3, "objective": "mdpo-constant-step"},
+    "lr-1e-3-no-lr-anneal": {"lr": 1e-3, "anneal_lr": False},
 }
+
+
+def plot(frame: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    variants = list(dict.fromkeys(frame["variant"]))
+    fig, axes = plt.subplots(1, len(variants), figsize=(4 * len(variants), 3.2), sharey=True, squeeze=False)
+    for ax, variant in zip(axes[0], variants):
+        table = frame[frame["variant"] == variant].pivot(index="step", columns="seed", values="greedy_return")
+        ax.plot(table.index, table.values, color="tab:gray", alpha=0.5, lw=1)
+        ax.plot(table.index, table.mean(axis=1), color="tab:blue", lw=2, label="mean")
+        ax.set_title(f"{variant} ({table.shape[1]} seeds)")
+        ax.set_xlabel("env steps")
+    axes[0][0].set_ylabel("greedy return (10 episodes)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def main() -> None:
@@ -72,6 +93,7 @@ def main() -> None:
     frame = pd.DataFrame(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out / "results.csv", index=False)
+    plot(frame, args.out / "greedy.png")
     table = frame.groupby(["variant", "step"]).agg(greedy_mean=("greedy_return", "mean"), greedy_worst=("greedy_return", "min"),
                                                    training_mean=("training_return", "mean"))
     print(table.round(1).to_string())

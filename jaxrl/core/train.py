@@ -13,8 +13,9 @@ parameters), which composes under ``jax.jit``, ``jax.vmap``, ``jax.grad`` and ``
     states, metrics = jax.jit(run)(keys, hparams)       # metrics["final_return"]: [8, 4]
 
 A run is ``init`` and then ``num_logs`` logging windows of ``log_every`` updates, each a
-static-length ``lax.scan``; updates past the run's end (in a partial last window) are skipped by a
-``lax.cond`` on the update index, which is the same for every vmapped run, so it stays a branch.
+static-length ``lax.scan``; updates past the run's end (in a partial last window, or windows past
+the end of a chunk) are skipped by a ``lax.cond`` on the update or window index, which is the same
+for every vmapped run, so it stays a branch.
 Each window's metrics are reduced on the device to one row: episode returns and lengths are means
 over the episodes that ended in it, every other metric the mean over its updates. ``run``
 executes any range of windows, which is how the host driver (``jaxrl.driver``) trains in chunks:
@@ -48,7 +49,11 @@ def trace_count() -> int:
 
 
 def default_log_every(num_updates: int, rows: int = 100) -> int:
-    return max(1, num_updates // rows)
+    """About ``rows`` windows; among window lengths within a factor of two of that, the nearest
+    one that divides ``num_updates`` (so that no update needs masking), if there is one."""
+    target = max(1, num_updates // rows)
+    divisors = [d for d in range(max(1, target // 2), 2 * target + 1) if num_updates % d == 0]
+    return min(divisors, key=lambda d: (abs(d - target), d)) if divisors else target
 
 
 def to_hparams(hparams: Any) -> Any:
@@ -103,15 +108,22 @@ class Program:
         Windows past the end of the run leave the state as it is (their rows are meaningless)."""
         _TRACES["count"] += 1
 
-        def one_update(state, step):
-            def learn(state):
-                state, metrics = self._update(state, hparams, step)
-                metrics.pop("per_env", None)
-                return state, metrics
+        def learn(state, step):
+            state, metrics = self._update(state, hparams, step)
+            metrics.pop("per_env", None)
+            return state, metrics
 
-            shapes = jax.eval_shape(learn, state)[1]
-            skip = lambda state: (state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))  # noqa: E731
-            return jax.lax.cond(step < self.num_updates, learn, skip, state)
+        shapes = jax.eval_shape(learn, state, jnp.int32(0))[1]
+        zeros = lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)  # noqa: E731
+
+        def masked_update(state, step):
+            return jax.lax.cond(step < self.num_updates, learn, lambda state, step: (state, zeros()), state, step)
+
+        # When the windows tile the run exactly, only whole windows past its end (a chunk's tail)
+        # are skipped, by one cond per window; otherwise every update of the last window is
+        # masked. A cond per update is measurable on the CPU for small off-policy updates.
+        tiled = self.num_updates % self.log_every == 0
+        one_update = learn if tiled else masked_update
 
         def window(state, index):
             first = index * self.log_every
@@ -119,6 +131,13 @@ class Program:
             state, metrics = jax.lax.scan(one_update, state, steps)
             num_active = jnp.clip(self.num_updates - first, 0, self.log_every)
             return state, _reduce_window(metrics, num_active)
+
+        if tiled:
+            scan_window = window
+            skipped = lambda state, index: (state, _reduce_window(jax.tree.map(lambda z: z[None], zeros()), 0))  # noqa: E731
+
+            def window(state, index):  # noqa: F811
+                return jax.lax.cond(index < self.num_logs, scan_window, skipped, state, index)
 
         windows = jnp.asarray(first_window, jnp.int32) + jnp.arange(num_windows, dtype=jnp.int32)
         return jax.lax.scan(window, state, windows)
