@@ -121,26 +121,25 @@ class Program:
 
         # When the windows tile the run exactly, only whole windows past its end (a chunk's tail)
         # are skipped, by one cond per window; otherwise every update of the last window is
-        # masked. A cond per update is measurable on the CPU for small off-policy updates.
+        # masked. A cond per update cost DQN about 15% on a 2-core CPU (experiments/bench/README.md).
         tiled = self.num_updates % self.log_every == 0
         one_update = learn if tiled else masked_update
 
-        def window(state, index):
+        def scan_window(state, index):
             first = index * self.log_every
             steps = first + jnp.arange(self.log_every, dtype=jnp.int32)
             state, metrics = jax.lax.scan(one_update, state, steps)
             num_active = jnp.clip(self.num_updates - first, 0, self.log_every)
             return state, _reduce_window(metrics, num_active)
 
-        if tiled:
-            scan_window = window
-            skipped = lambda state, index: (state, _reduce_window(jax.tree.map(lambda z: z[None], zeros()), 0))  # noqa: E731
+        def skipped_window(state, index):
+            return state, _reduce_window(jax.tree.map(lambda z: z[None], zeros()), 0)
 
-            def window(state, index):  # noqa: F811
-                return jax.lax.cond(index < self.num_logs, scan_window, skipped, state, index)
+        def tiled_window(state, index):
+            return jax.lax.cond(index < self.num_logs, scan_window, skipped_window, state, index)
 
         windows = jnp.asarray(first_window, jnp.int32) + jnp.arange(num_windows, dtype=jnp.int32)
-        return jax.lax.scan(window, state, windows)
+        return jax.lax.scan(tiled_window if tiled else scan_window, state, windows)
 
 
 class Train:
