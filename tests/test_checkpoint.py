@@ -10,7 +10,6 @@ import signal
 import struct
 import subprocess
 import sys
-import time
 import types
 from importlib.machinery import ModuleSpec
 from pathlib import Path
@@ -20,6 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import struct as flax_struct
+
+from killing import complete_steps, kill_at_first_checkpoint
 
 from jaxrl.driver import run as session
 from jaxrl.driver import runner
@@ -48,12 +49,6 @@ def _snapshot(path: Path) -> dict[str, str]:
         rel = str(item.relative_to(path))
         out[rel] = "dir" if item.is_dir() else hashlib.sha256(item.read_bytes()).hexdigest()
     return out
-
-
-def _complete_steps(checkpoints: Path) -> list[int]:
-    if not checkpoints.is_dir():
-        return []
-    return sorted(int(p.name) for p in checkpoints.iterdir() if p.name.isdigit())
 
 
 def _one_line_error(capsys) -> str:
@@ -212,16 +207,10 @@ def test_sigkill_then_resume_matches_uninterrupted_run(reference_run, tmp_path, 
     with stderr.open("w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "jaxrl.cli", *TRAIN, "--out", str(run)],
                                 stdout=subprocess.DEVNULL, stderr=err, env=os.environ.copy())
-        deadline = time.monotonic() + 300
-        while not _complete_steps(run / "checkpoints"):
-            assert proc.poll() is None, f"the run ended before its first checkpoint: {stderr.read_text()}"
-            assert time.monotonic() < deadline, "no checkpoint within 300 s"
-            time.sleep(0.005)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill_at_first_checkpoint(proc, run / "checkpoints", stderr.read_text)
     assert proc.returncode == -signal.SIGKILL
     assert not (run / "config.json").exists(), "the kill came too late: the run had finished"
-    killed_at = _complete_steps(run / "checkpoints")[-1]
+    killed_at = complete_steps(run / "checkpoints")[-1]
     assert killed_at < 99_840
 
     started = []
@@ -230,7 +219,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(reference_run, tmp_path, 
     assert main(TRAIN + ["--resume", str(run)]) == 0
     assert started == [killed_at // 512]  # it continued from the newest checkpoint (one update a window)
     assert (run / "metrics.csv").read_bytes() == (reference_run / "metrics.csv").read_bytes()
-    assert _complete_steps(run / "checkpoints") == [98_304, 99_840]  # the newest two (keep 2)
+    assert complete_steps(run / "checkpoints") == [98_304, 99_840]  # the newest two (keep 2)
 
 
 @pytest.mark.parametrize(
@@ -265,7 +254,7 @@ def test_resume_refuses_another_algorithm(reference_run, tmp_path, capsys):
 
 
 def _latest(run: Path) -> Path:
-    return run / "checkpoints" / str(_complete_steps(run / "checkpoints")[-1])
+    return run / "checkpoints" / str(complete_steps(run / "checkpoints")[-1])
 
 
 def _corrupt_data(run: Path) -> None:

@@ -4,11 +4,9 @@ digests), resumes exactly after SIGKILL, is compared on resume, and the run eval
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ import pytest
 
 import jaxrl
 import learned_objective
+from killing import kill_at_first_checkpoint
 from jaxrl.core.contract import ConfigError
 from jaxrl.driver.checkpoint import CheckpointError
 from jaxrl.driver.run import load_run, train_run
@@ -34,10 +33,6 @@ SCRIPT = textwrap.dedent(
               checkpoint_every={every})
     """
 )
-
-
-def _complete_steps(checkpoints: Path) -> list[int]:
-    return sorted(int(p.name) for p in checkpoints.iterdir() if p.name.isdigit()) if checkpoints.is_dir() else []
 
 
 def _leaves_arrays(tree):
@@ -71,13 +66,7 @@ def test_sigkill_then_resume_matches_and_the_run_loads(uninterrupted, tmp_path):
     run = tmp_path / "run"
     script = SCRIPT.format(tests=str(Path(__file__).parent), run=str(run), overrides=OVERRIDES, every=EVERY)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
-    deadline = time.monotonic() + 300
-    while not _complete_steps(run / "checkpoints"):
-        assert proc.poll() is None, f"the run ended before its first checkpoint: {proc.stderr.read().decode()[-2000:]}"
-        assert time.monotonic() < deadline, "no checkpoint within 300 s"
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_at_first_checkpoint(proc, run / "checkpoints", lambda: proc.stderr.read().decode())
     assert not (run / "config.json").exists(), "the kill came too late: the run had finished"
     train_run("ppo", "CartPole-v1", run, overrides={**OVERRIDES, "objective_params": WEIGHTS}, checkpoint_every=EVERY, resume=True)
     assert (run / "metrics.csv").read_bytes() == (uninterrupted / "metrics.csv").read_bytes()

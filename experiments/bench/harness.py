@@ -40,21 +40,27 @@ def plain(
     """``make_train(total_steps)`` gives ``train(key) -> mean return per update`` (NaN where no
     episode ended); ``batch`` is its env steps per update, and the final return is the mean over
     its last ``final_updates`` updates."""
-    train = jax.jit(jax.vmap(make_train(total_steps)))
     keys = jax.random.split(jax.random.key(0), num_seeds)
+    return _compiled("plain single-file", jax.jit(jax.vmap(make_train(total_steps))), keys,
+                     lambda returns: returns[:, -final_updates:], num_seeds * (total_steps // batch) * batch)
+
+
+def _compiled(name: str, program: Callable, keys: jax.Array, final: Callable, steps: int) -> Candidate:
+    """Compiles ``program(keys)`` once (timed as its compile time); ``run`` executes it and
+    reports the NaN-mean of ``final(outputs)`` as the final return."""
     start = time.perf_counter()
-    compiled = train.lower(keys).compile()
+    compiled = program.lower(keys).compile()
     compile_time = time.perf_counter() - start
 
     def run() -> tuple[float, float]:
         start = time.perf_counter()
-        returns = np.asarray(jax.block_until_ready(compiled(keys)))
+        outputs = np.asarray(jax.block_until_ready(compiled(keys)))
         seconds = time.perf_counter() - start
         with warnings.catch_warnings():  # nanmean of a tiny run with no finished episode
             warnings.simplefilter("ignore", RuntimeWarning)
-            return seconds, float(np.nanmean(returns[:, -final_updates:]))
+            return seconds, float(np.nanmean(final(outputs)))
 
-    return Candidate("plain single-file", compile_time, num_seeds * (total_steps // batch) * batch, run)
+    return Candidate(name, compile_time, steps, run)
 
 
 def kit(algorithm: str, env: str, total_steps: int, num_seeds: int) -> Candidate:
@@ -76,16 +82,7 @@ def pure(algorithm: str, env: str, total_steps: int, num_seeds: int) -> Candidat
     train = jaxrl.make_train(algorithm, env, total_steps=total_steps)
     keys = jax.random.split(jax.random.key(0), num_seeds)
     program = jax.jit(jax.vmap(lambda key: train(key, train.default_hparams)[1]["final_return"]))
-    start = time.perf_counter()
-    compiled = program.lower(keys).compile()
-    compile_time = time.perf_counter() - start
-
-    def run() -> tuple[float, float]:
-        start = time.perf_counter()
-        finals = np.asarray(jax.block_until_ready(compiled(keys)))
-        return time.perf_counter() - start, float(np.nanmean(finals))
-
-    return Candidate("make_train under jit", compile_time, num_seeds * train.total_env_steps, run)
+    return _compiled("make_train under jit", program, keys, lambda finals: finals, num_seeds * train.total_env_steps)
 
 
 @dataclass
