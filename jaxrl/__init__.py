@@ -1,7 +1,8 @@
 """jaxrl: reinforcement learning where environment, agent and training loop compile to one XLA
 program. See README.md for the architecture: the pure layer (``jaxrl.core``: ``make_train``), the
 pieces it is built from (``jaxrl.components``, ``jaxrl.algorithms``), the host driver
-(``jaxrl.driver``: ``train``, checkpoints, resume), sweeps (``jaxrl.sweeps``) and analysis
+(``jaxrl.driver``: ``train``, checkpoints, resume), sweeps (``jaxrl.sweeps``), meta-training by
+evolution (``jaxrl.meta``: ``meta_train``, ``load_objective``) and analysis
 (``jaxrl.analysis``: evaluation, statistics, plots)."""
 
 from jaxrl import _platform  # noqa: F401  (must run before JAX starts a backend)
@@ -21,8 +22,10 @@ __all__ = [
     "gae",
     "get_algorithm",
     "list_algorithms",
+    "load_objective",
     "load_policy",
     "make_train",
+    "meta_train",
     "register",
     "register_objective",
     "register_optimizer",
@@ -44,6 +47,8 @@ _LAZY = {
     "load_policy": "jaxrl.analysis.evaluation",
     "evaluate": "jaxrl.analysis.evaluation",
     "sweep": "jaxrl.sweeps.run",
+    "meta_train": "jaxrl.meta.run",
+    "load_objective": "jaxrl.meta.run",
     "SweepResult": "jaxrl.sweeps.result",
     "gae": "jaxrl.components.gae",
     "register_objective": "jaxrl.components.objectives",

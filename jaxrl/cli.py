@@ -1,4 +1,4 @@
-"""The ``jaxrl`` command: ``train``, ``eval``, ``sweep``, ``list``. Bad input ends with one line on stderr
+"""The ``jaxrl`` command: ``train``, ``eval``, ``sweep``, ``meta-train``, ``list``. Bad input ends with one line on stderr
 and exit code 2, never a traceback, and never touches an existing run."""
 
 from __future__ import annotations
@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--keep-checkpoints", type=int, default=2, metavar="K", help="keep the newest K checkpoints (default 2)")
     train.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files to RUN_DIR/tensorboard (needs tensorboardX)")
     train.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (needs wandb; project from WANDB_PROJECT)")
+    train.add_argument("--objective", metavar="META_DIR", default=None, help=(
+        "train with the learned weights a `jaxrl meta-train` run wrote into META_DIR (lpo, ta_lpo)"))
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--no-compile-cache", action="store_true", help=(
         "do not use JAX's persistent compilation cache (also JAXRL_COMPILATION_CACHE=0)"))
@@ -84,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     from jaxrl.sweeps.cli import add_parser as add_sweep_parser
 
     add_sweep_parser(sub)
+
+    from jaxrl.meta.cli import add_parser as add_meta_parser
+
+    add_meta_parser(sub)
 
     sub.add_parser("list", help="list algorithms and environments")
     return parser
@@ -110,6 +116,22 @@ def _safe_name(text: str) -> str:
     return cleaned or "run"
 
 
+def output_dir(args: argparse.Namespace, default_name: str) -> str:
+    """The directory a command writes: ``--resume DIR`` (in place), else ``--out``, else
+    ``runs/<default_name>``; ``--resume`` with ``--overwrite`` or another ``--out`` is refused."""
+    from pathlib import Path
+
+    from jaxrl.core.contract import ConfigError
+
+    if args.resume is None:
+        return args.out or f"runs/{default_name}"
+    if args.overwrite:
+        raise ConfigError("--resume continues a run in place; it cannot be combined with --overwrite")
+    if args.out is not None and Path(args.out).expanduser().resolve() != Path(args.resume).expanduser().resolve():
+        raise ConfigError("--resume continues the run in its own directory; leave out --out or give the same one")
+    return args.resume
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -122,6 +144,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides["total_steps"] = str(args.total_steps)
     # Text: each value is parsed (and checked) by its parameter's type before anything compiles.
     env_overrides = key_values(args.env_set, "--env-set")
+    if args.objective is not None:
+        from jaxrl.meta.run import load_objective
+
+        if "objective_params" in overrides:
+            raise ConfigError("give the learned weights by --objective or by --set objective_params, not both")
+        overrides["objective_params"], objective = load_objective(args.objective, algorithm=args.algorithm)
+        if overrides.setdefault("objective", objective) != objective:
+            raise ConfigError(f"--objective {args.objective} holds weights of objective {objective}, not {overrides['objective']}")
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
     if args.log_every is not None and args.log_every < 1:
@@ -130,14 +160,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     if args.keep_checkpoints < 1:
         raise ConfigError(f"--keep-checkpoints must be >= 1, got {args.keep_checkpoints}")
-    if args.resume is not None:
-        if args.overwrite:
-            raise ConfigError("--resume continues a run in place; it cannot be combined with --overwrite")
-        if args.out is not None and Path(args.out).expanduser().resolve() != Path(args.resume).expanduser().resolve():
-            raise ConfigError("--resume continues the run in its own directory; leave out --out or give the same one")
-        out = args.resume
-    else:
-        out = args.out or f"runs/{_safe_name(args.algorithm)}-{_safe_name(args.env.replace('/', '_'))}"
+    out = output_dir(args, f"{_safe_name(args.algorithm)}-{_safe_name(args.env.replace('/', '_'))}")
     # train_run validates names, settings, loggers and the run directory (or checkpoint) before
     # any compilation, and touches nothing on disk when they are wrong.
     result = train_run(
@@ -215,6 +238,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from jaxrl.sweeps.cli import run_command
 
             return run_command(args)
+        if args.command == "meta-train":
+            from jaxrl.meta.cli import run_command as run_meta
+
+            return run_meta(args)
         return _cmd_train(args)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -14,6 +14,11 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 # notebook -> (strings its printed output contains, number of figures, strings in an HTML table)
 EXPECTED = {
     "quickstart": (["final return per seed", "mean return", "one episode with seed 0's policy"], 1, ["episode_return"]),
+    "meta_training": (
+        ["meta-trained 2 generations of 4", "held-out final returns, LPO:"],
+        2,  # fitness, drift
+        ["fitness_mean", "mean_member_return"],
+    ),
     "sweeps": (
         # lr and ent_coef are traced: one program for the whole grid
         ["4 configurations x 2 seeds = 8 runs", "compilations: 1", "best of 4 configurations"],

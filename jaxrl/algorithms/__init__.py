@@ -7,6 +7,9 @@ from jaxrl.core.contract import register_lazy
 _BUILT_IN = {
     "ppo": "ppo",
     "mdpo": "ppo",
+    "lpo": "lpo",
+    "ta_lpo": "lpo",
+    "dpo": "lpo",
     "dqn": "dqn",
     "pqn": "pqn",
     "sac": "sac",

@@ -24,6 +24,7 @@ from flax import struct
 
 import envs
 from jaxrl.components.losses import normalize, value_loss
+from jaxrl.components.drifts import check_objective_params
 from jaxrl.components.networks import ACTIVATIONS, Actor, Critic, Torso, torso_kind
 from jaxrl.components.objectives import PolicyTerms, get_objective
 from jaxrl.components.optim import check_optimizer, learning_rate, optimizer
@@ -274,6 +275,7 @@ def check(config: PPOConfig, hparams: PPOHParams, discrete: bool) -> None:
     require(config.activation in ACTIVATIONS, f"unknown activation {config.activation!r}; choose from {', '.join(ACTIVATIONS)}")
     require(config.torso in ("auto", "mlp", "cnn"), f"torso must be auto, mlp or cnn, got {config.torso!r}")
     get_objective(config.objective)
+    check_objective_params(config.objective, hparams.objective_params)
     get_targets(config.targets)
     check_optimizer(config.optimizer)
     require(len(config.hidden_sizes) >= 1 and min(config.hidden_sizes) >= 1, "hidden_sizes must be positive")

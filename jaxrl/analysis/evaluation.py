@@ -77,10 +77,17 @@ def episode_program(env: Any, env_params: Any, act: Act, num_episodes: int, max_
     """``program(params, keys) -> (returns, lengths, finished)``, each ``[runs, num_episodes]``:
     one episode per env copy for each run (leading axis of ``params`` and ``keys``), stepped until
     all have ended or ``max_steps`` steps (an unfinished episode reports its partial return)."""
-    vec_env = envs.make_vector(env, num_episodes)
-    env_params = envs.tile_params(env_params, num_episodes)
+    one_run = episodes(env, act, num_episodes, max_steps)
+    return jax.jit(jax.vmap(lambda params, key: one_run(params, key, env_params)))
 
-    def one_run(params: Any, key: jax.Array):
+
+def episodes(env: Any, act: Act, num_episodes: int, max_steps: int) -> Callable:
+    """``episodes(params, key, env_params) -> (returns, lengths, finished)`` [num_episodes] of one
+    policy, pure (a meta-learner's greedy-evaluation fitness calls it inside its program)."""
+    vec_env = envs.make_vector(env, num_episodes)
+
+    def one_run(params: Any, key: jax.Array, env_params: Any):
+        env_params = envs.tile_params(env_params, num_episodes)
         reset_key, key = jax.random.split(key)
         obs, env_state = vec_env.reset(reset_key, env_params)
         zeros = jnp.zeros(num_episodes, jnp.float32)
@@ -107,7 +114,7 @@ def episode_program(env: Any, env_params: Any, act: Act, num_episodes: int, max_
         _, _, _, partial, returns, lengths, finished, t = jax.lax.while_loop(running, step, carry)
         return jnp.where(finished, returns, partial), jnp.where(finished, lengths, t), finished
 
-    return jax.jit(jax.vmap(one_run))
+    return one_run
 
 
 def eval_keys(seed: int, num_runs: int) -> jax.Array:

@@ -67,11 +67,20 @@ def register_objective(name: str) -> Callable[[Objective], Objective]:
     return add
 
 
+def _register_drifts() -> None:
+    # The drift objectives (lpo, ta_lpo, dpo...) register themselves on import; their module
+    # imports this one, so it is imported when a name is looked up, not at the top.
+    import jaxrl.components.drifts  # noqa: F401
+
+
 def objective_names() -> list[str]:
+    _register_drifts()
     return sorted(_OBJECTIVES)
 
 
 def get_objective(name: str) -> Objective:
+    if name not in _OBJECTIVES:
+        _register_drifts()
     if name not in _OBJECTIVES:
         raise ConfigError(f"unknown objective {name!r}; choose one of {', '.join(objective_names())} (or register one)")
     return _OBJECTIVES[name]

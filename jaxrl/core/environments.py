@@ -59,6 +59,16 @@ def _sampler(draws: dict[str, Callable[[jax.Array], Any]], default_params: Any) 
 def make_env(name: str, overrides: Mapping[str, Any] | None = None) -> tuple[envs.Environment, Any]:
     """The environment ``name`` and its parameters with ``overrides`` applied: values (text is
     parsed by the parameter's type), distributions or samplers ``fn(key) -> value``."""
+    env, params, sample = task_distribution(name, overrides)
+    if sample is not None:
+        env = envs.DomainRandomization(env, sample)
+    return env, params
+
+
+def task_distribution(name: str, overrides: Mapping[str, Any] | None = None) -> tuple[envs.Environment, Any, Any]:
+    """``make_env``'s pieces: the environment without randomisation, its parameters with the fixed
+    overrides, and ``sample(key, params) -> params`` drawing the randomised ones (``None`` when
+    there are none). A meta-learner draws one set per task from it."""
     try:
         defaults = envs.registry.option_defaults(name)
     except envs.UnknownEnvironmentError as error:
@@ -89,9 +99,7 @@ def make_env(name: str, overrides: Mapping[str, Any] | None = None) -> tuple[env
         env, params = envs.make(name, **fixed)
     except (envs.InvalidEnvSetting, TypeError) as error:
         raise ConfigError(str(error)) from None
-    if draws:
-        env = envs.DomainRandomization(env, _sampler(draws, params))
-    return env, params
+    return env, params, (_sampler(draws, params) if draws else None)
 
 
 def plain_overrides(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:

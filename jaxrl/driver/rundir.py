@@ -22,9 +22,10 @@ if TYPE_CHECKING:
     from jaxrl.driver.training import TrainResult
 
 
-# Subdirectories a run writes besides its files (see jaxrl.driver.run); --overwrite clears them so
-# the new run's checkpoints and event files do not mix with the old run's.
-RUN_SUBDIRS = ("checkpoints", "tensorboard")
+# Subdirectories a run writes besides its files (see jaxrl.driver.run, and jaxrl.meta.run for
+# objective/); --overwrite clears them so the new run's checkpoints and event files do not mix
+# with the old run's.
+RUN_SUBDIRS = ("checkpoints", "tensorboard", "objective")
 
 
 def prepare(out: str | os.PathLike, overwrite: bool) -> Path:

@@ -1,0 +1,79 @@
+"""``jaxrl meta-train``: the command-line face of ``jaxrl.meta.run.meta_train``.
+
+    jaxrl meta-train lpo --env CartPole-v1 --population 32 --generations 100 --out runs/m
+    jaxrl train lpo --env CartPole-v1 --objective runs/m      # train with the learned drift
+
+Everything is checked before anything compiles or touches the directory; bad input raises
+``ConfigError``, which ``jaxrl.cli.main`` prints on one line with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from jaxrl.cli import _safe_name, key_values, output_dir
+from jaxrl.meta.es import STRATEGIES
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "meta-train",
+        help="meta-train a learned objective by evolution (a generation is one compiled program)",
+        description=(
+            "Evolve ALGORITHM's learned weights (lpo, ta_lpo: the drift network; dpo: its alpha and beta) on "
+            "--env: each generation trains every member of the population on --tasks tasks x --seeds seeds "
+            "inside one compiled program and moves the search distribution towards higher fitness (see "
+            "--fitness and --normalise). Writes meta.csv, "
+            "fitness.png, config.json, checkpoints/ and objective/ (the learned weights) into --out."
+        ),
+    )
+    parser.add_argument("algorithm", help="algorithm with learned weights: lpo, ta_lpo or dpo")
+    parser.add_argument("--env", required=True, help="environment name, e.g. CartPole-v1")
+    parser.add_argument("--strategy", default="open_es", help=f"evolution strategy: {' | '.join(STRATEGIES)} (default open_es)")
+    parser.add_argument("--population", type=int, default=32, help="members per generation (even for open_es; default 32)")
+    parser.add_argument("--generations", type=int, default=100, help="generations (default 100)")
+    parser.add_argument("--sigma", type=float, default=0.03, help="search scale (initial scale for snes/cma_es; default 0.03)")
+    parser.add_argument("--lr", type=float, default=None, help="the mean's step size (default: Adam 0.01 for open_es, 1.0 for snes)")
+    parser.add_argument("--seeds", type=int, default=1, help="inner training seeds per member and task (default 1)")
+    parser.add_argument("--tasks", type=int, default=1, help=(
+        "tasks per generation, drawn from the --env-set distributions (each a fixed set of env parameters; default 1)"))
+    parser.add_argument("--inner-steps", type=int, default=None, help="env steps of each inner training run (default: the algorithm's)")
+    parser.add_argument("--fitness", default="final_return", help="final_return (training return at the end) or greedy (deterministic episodes after training)")
+    parser.add_argument("--eval-episodes", type=int, default=10, help="episodes per run for --fitness greedy (default 10)")
+    parser.add_argument("--normalise", action="store_true", help=(
+        "score each task's return R as 1 + (R - B) / |B| against the return B of the algorithm's default weights "
+        "(for lpo: PPO's drift) on the same task and seeds, trained in the same program"))
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting of the inner agent (repeatable)")
+    parser.add_argument("--env-set", action="append", metavar="KEY=VALUE", help="environment parameter; a distribution makes it the task distribution")
+    parser.add_argument("--seed", type=int, default=0, help="meta-training seed (default 0)")
+    parser.add_argument("--out", default=None, help="directory to write (default: runs/meta-<algorithm>-<env>)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a meta-training run already in --out")
+    parser.add_argument("--resume", metavar="DIR", default=None, help="continue the meta-training run in DIR from its newest checkpoint")
+    parser.add_argument("--checkpoint-every", type=int, default=10, metavar="GENERATIONS", help="checkpoint every GENERATIONS generations (0: only at the end; default 10)")
+    parser.add_argument("--keep-checkpoints", type=int, default=2, metavar="K", help="keep the newest K checkpoints (default 2)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--no-compile-cache", action="store_true", help="do not use JAX's persistent compilation cache")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from jaxrl.meta.run import meta_train
+
+    out = output_dir(args, f"meta-{_safe_name(args.algorithm)}-{_safe_name(args.env.replace('/', '_'))}")
+    result = meta_train(
+        args.algorithm, args.env, out,
+        generations=args.generations, seed=args.seed, checkpoint_every=args.checkpoint_every,
+        keep_checkpoints=args.keep_checkpoints, resume=args.resume is not None, overwrite=args.overwrite,
+        progress=not args.quiet, strategy=args.strategy, population=args.population, sigma=args.sigma, lr=args.lr,
+        seeds=args.seeds, tasks=args.tasks, inner_steps=args.inner_steps, overrides=key_values(args.set, "--set"),
+        env_overrides=key_values(args.env_set, "--env-set"), fitness=args.fitness, eval_episodes=args.eval_episodes,
+        normalise=args.normalise,
+    )
+    rows = result.rows
+    print(
+        f"meta-train {args.algorithm} on {args.env} ({args.strategy}): generation {int(rows['generation'][-1])}, "
+        f"population fitness mean {rows['fitness_mean'][-1]:.1f}, best {rows['fitness_best'][-1]:.1f}"
+        + (f", search mean's return {rows['mean_member_return'][-1]:.1f}" if "mean_member_return" in rows else "")
+        + f" ({result.wall_time:.1f} s incl. {result.compile_time:.1f} s for the first generation) -> {result.path}"
+    )
+    return 0

@@ -1,0 +1,210 @@
+"""Meta-training by evolution as one pure program: a generation asks the strategy for a population
+of a hyperparameter that is a weight pytree (a learned drift, later a learned optimizer), trains
+every member on every task and seed with the kit's pure training function, and tells the strategy
+the returns. ``MetaProgram.generation`` is jitted once and run for every generation.
+
+Runs are a vmap over the (task, seed) slots of a vmap over the members. Every member sees the same
+tasks and seeds within a generation, so each antithetic pair (and any two members) is compared on
+equal terms, and within a slot the key is shared, unbatched: the PRNG streams and the networks'
+initialisation are computed once per slot, as in a plain ``vmap(train, in_axes=(None, 0))``. On
+several devices the members are padded to a multiple of their number and split over them with
+``shard_map``, as a sweep's runs are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from jaxrl.core.train import Train
+from jaxrl.core.values import ConfigError
+from jaxrl.meta.es import Strategy
+
+FITNESS = ("final_return", "greedy")
+_TASK_STREAM, _SEED_STREAM, _GREEDY_STREAM = 1, 2, 3
+
+
+def _strong(tree: Any) -> Any:
+    """Leaves with strong dtypes. evosax keeps some as Python numbers (weakly typed once traced);
+    a generation must return the types it was given, or the next one compiles again."""
+    return jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.result_type(x)), tree)
+
+
+def learned_field(train: Train, field: str) -> Any:
+    """The default value of the weights ``field`` of ``train``'s hyperparameters (the handcrafted
+    rule a strategy starts from); ``ConfigError`` when there are none, or when the objective
+    ignores them (every member would train alike and the search would never move)."""
+    value = getattr(train.default_hparams, field, None)
+    if value is None:
+        raise ConfigError(f"{train.algorithm.name} has no learned weights ({field}) to meta-train; try lpo or ta_lpo")
+    if field == "objective_params" and getattr(train.config, "objective", None) in ("clip", "mdpo"):
+        raise ConfigError(f"objective {train.config.objective} does not read objective_params: there is nothing to meta-train")
+    return value
+
+
+@struct.dataclass
+class MetaState:
+    es: Any  # the strategy's state (evosax), with the search distribution's mean
+    key: jax.Array
+
+
+@dataclass(eq=False)
+class MetaProgram:
+    """The pure functions of one meta-training configuration.
+
+    ``field`` names the hyperparameter the strategy searches (``objective_params`` for LPO); every
+    other hyperparameter is ``train.default_hparams``'s. ``sample_task(key, env_params)`` draws a
+    task's environment parameters (``None``: one task, the default parameters). ``fitness`` is the
+    inner runs' final training return, or with ``"greedy"`` the mean return of ``eval_episodes``
+    deterministic episodes after training. With ``normalise`` each task's return R is scored as
+    1 + (R - B) / |B| against the return B of the handcrafted rule (the field's default value: PPO's
+    drift for lpo) on the same task and seeds, so tasks of different scales weigh alike.
+    ``track_mean`` also trains the search distribution's mean each generation (reported, not used)."""
+
+    train: Train
+    strategy: Strategy
+    field: str
+    num_seeds: int = 1
+    num_tasks: int = 1
+    sample_task: Callable[[jax.Array, Any], Any] | None = None
+    fitness: str = "final_return"
+    eval_episodes: int = 10
+    normalise: bool = False
+    track_mean: bool = True
+    devices: int | None = None
+
+    def __post_init__(self):
+        if self.fitness not in FITNESS:
+            raise ConfigError(f"unknown fitness {self.fitness!r}; choose one of {', '.join(FITNESS)}")
+        for name in ("num_seeds", "num_tasks", "eval_episodes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.num_tasks > 1 and self.sample_task is None:
+            raise ConfigError("several tasks need a task distribution: give an environment parameter a distribution, "
+                              "e.g. --env-set gravity=uniform:8:12")
+        self.baseline = learned_field(self.train, self.field)
+        self.devices = self.devices or jax.device_count()
+        self._generation = jax.jit(self._generation_fn, donate_argnums=0)
+
+    @property
+    def runs_per_generation(self) -> int:
+        """Inner training runs a generation performs (the population, the search mean when
+        tracked, the handcrafted rule when normalising; each on every task and seed)."""
+        return (self.strategy.population + int(self.track_mean) + int(self.normalise)) * self.num_tasks * self.num_seeds
+
+    # -- the pure functions -------------------------------------------------------------------
+
+    def init(self, key: jax.Array) -> MetaState:
+        es_key, key = jax.random.split(key)
+        return MetaState(_strong(self.strategy.init(es_key, self.baseline)), key)
+
+    def tasks(self, key: jax.Array) -> Any:
+        """The generation's task parameters, [num_tasks] leading (``None`` for the default task)."""
+        if self.sample_task is None:
+            return None
+        params = self.train.default_env_params
+        return jax.vmap(lambda k: self.sample_task(k, params))(jax.random.split(key, self.num_tasks))
+
+    def evaluate(self, members: Any, key: jax.Array) -> jax.Array:
+        """Returns [members, tasks, seeds] of each member (leading axis of ``members``) trained on
+        each task and seed drawn from ``key``: the same tasks and seeds for every member."""
+        num_members = jax.tree.leaves(members)[0].shape[0]
+        tasks, seeds = self.num_tasks, self.num_seeds
+        slots = jnp.arange(tasks * seeds)  # slot t * seeds + s: task t, seed s
+        task_params = self.tasks(jax.random.fold_in(key, _TASK_STREAM))
+        per_slot = (
+            jax.random.split(jax.random.fold_in(key, _SEED_STREAM), tasks * seeds),
+            None if task_params is None else jax.tree.map(lambda x: x[slots // seeds], task_params),
+            jax.random.split(jax.random.fold_in(key, _GREEDY_STREAM), tasks * seeds),
+        )
+        padded = -(-num_members // self.devices) * self.devices  # the last member repeated, then dropped
+        members = jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], padded - num_members, axis=0)]), members)
+        returns = self._sharded(self._train_slots)(members, *per_slot)[:, :num_members]  # [slots, members]
+        return returns.T.reshape(num_members, tasks, seeds)
+
+    def generation(self, state: MetaState) -> tuple[MetaState, dict[str, jax.Array]]:
+        """One generation, jitted (compiled once; ``state`` is donated)."""
+        return self._generation(state)
+
+    def _generation_fn(self, state: MetaState) -> tuple[MetaState, dict[str, jax.Array]]:
+        key, ask_key, eval_key, tell_key = jax.random.split(state.key, 4)
+        members, es = self.strategy.ask(ask_key, state.es)
+        extra = []
+        if self.track_mean:
+            extra.append(self.strategy.mean(es))
+        if self.normalise:
+            extra.append(self.baseline)
+        evaluated = jax.tree.map(lambda m, *e: jnp.concatenate([m, *(x[None] for x in e)]), members, *extra)
+        per_task = self.evaluate(evaluated, eval_key).mean(axis=-1)  # [members (+ extra), tasks]
+        population = self.strategy.population
+        scores = per_task[:population]
+        row = {}
+        if self.normalise:
+            # 1 + (R - B) / |B|: the handcrafted rule scores 1 on every task whatever the sign of
+            # its return (R / |B| would make it -1 where returns are negative).
+            baseline = per_task[-1]
+            scores = 1.0 + (scores - baseline) / jnp.maximum(jnp.abs(baseline), 1e-8)
+            row["baseline_return"] = baseline.mean()
+        fitness = scores.mean(axis=-1)
+        es, tell_metrics = self.strategy.tell(tell_key, members, fitness, es)
+        returns = per_task[:population].mean(axis=-1)
+        row.update(
+            fitness_best=jnp.nanmax(fitness),
+            fitness_mean=jnp.nanmean(fitness),
+            fitness_median=jnp.nanmedian(fitness),
+            fitness_worst=jnp.nanmin(fitness),
+            return_best=jnp.nanmax(returns),
+            return_mean=jnp.nanmean(returns),
+            best_fitness_ever=tell_metrics["best_return_ever"],
+        )
+        if self.track_mean:
+            row["mean_member_return"] = per_task[population].mean()
+        return MetaState(_strong(es), key), row
+
+    # -- inner training ------------------------------------------------------------------------
+
+    def _hparams(self, member: Any) -> Any:
+        return self.train.default_hparams.replace(**{self.field: member})
+
+    def _train_slots(self, members: Any, keys: jax.Array, env_params: Any, greedy_keys: jax.Array) -> jax.Array:
+        """[slots, members] final training (or greedy) returns: a vmap over the (task, seed) slots
+        of a vmap over the members. Within a slot the key and the environment parameters are the
+        same for every member and stay unbatched there, so what depends on them alone (the
+        PRNG streams, the networks' initialisation) is computed once per slot, not per member,
+        and a member computes the same alone as in a population."""
+
+        def one_slot(key, env_params, greedy_key):
+            def one_member(member):
+                hparams = self._hparams(member)
+                state, metrics = self.train(key, hparams, env_params)
+                if self.fitness == "final_return":
+                    return metrics["final_return"]
+                return self._greedy_return(state, greedy_key, env_params)
+
+            return jax.vmap(one_member)(members)
+
+        return jax.vmap(one_slot, in_axes=(0, None if env_params is None else 0, 0))(keys, env_params, greedy_keys)
+
+    def _greedy_return(self, state: Any, key: jax.Array, env_params: Any) -> jax.Array:
+        from jaxrl.analysis.evaluation import episodes
+
+        act = lambda params, obs, key: self.train.act(params, obs, key, True)  # noqa: E731
+        episode_returns = episodes(self.train.env, act, self.eval_episodes, max_steps=100_000)
+        task = self.train.default_env_params if env_params is None else env_params
+        return episode_returns(self.train.policy_params(state), key, task)[0].mean()
+
+    def _sharded(self, fn: Callable) -> Callable:
+        """``fn(members, *per_slot)`` with the members split over the devices (the slots' keys
+        and parameters on every device)."""
+        if self.devices == 1:
+            return fn
+        mesh = jax.sharding.Mesh(np.array(jax.devices()[: self.devices]), ("members",))
+        split, shared = jax.sharding.PartitionSpec("members"), jax.sharding.PartitionSpec()
+        return jax.shard_map(fn, mesh=mesh, in_specs=(split, shared, shared, shared),
+                             out_specs=jax.sharding.PartitionSpec(None, "members"), check_vma=False)

@@ -1,0 +1,269 @@
+"""The host driver of meta-training: generations of ``MetaProgram`` (one compiled program), a
+progress bar with the best and mean fitness, ``meta.csv`` and ``fitness.png``, Orbax checkpoints
+of the whole meta state every ``checkpoint_every`` generations, and an exact resume.
+
+Layout of a meta-training directory::
+
+    config.json     # what was meta-trained and how (kind "meta-train"), written at the end
+    meta.csv        # one row per generation: fitness statistics, env steps, wall time
+    fitness.png     # fitness over generations
+    checkpoints/<generation>/   # the strategy's state and key (jaxrl.driver.checkpoint)
+    objective/<generation>/     # the search distribution's mean: the learned weights
+
+``jaxrl train lpo --objective DIR`` (``load_objective(DIR)``) trains with the learned weights.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import jax
+import numpy as np
+
+import envs
+from jaxrl.core.distributions import is_distribution
+from jaxrl.core.environments import plain_overrides, task_distribution
+from jaxrl.core.train import build
+from jaxrl.core.values import ConfigError
+from jaxrl.driver import rundir
+from jaxrl.driver.checkpoint import CheckpointError, CheckpointStore, first_difference
+from jaxrl.driver.loggers import ProgressBar
+from jaxrl.driver.spec import arrays_spec, arrays_template, config_dict, json_normal, versions
+from jaxrl.meta.engine import MetaProgram, learned_field
+from jaxrl.meta.es import make_strategy
+
+META_FORMAT = "jaxrl-meta/1"
+CHECKPOINTS, OBJECTIVE = "checkpoints", "objective"
+COLUMNS = ("generation", "env_steps", "wall_time")
+
+
+@dataclass
+class MetaResult:
+    path: Path
+    rows: dict[str, np.ndarray]  # column -> [generations]
+    objective: Any  # the search distribution's mean (the learned weights)
+    wall_time: float
+    compile_time: float
+
+    def dataframe(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows)
+
+
+def _check_int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def build_program(
+    algorithm: str,
+    env: str,
+    *,
+    strategy: str = "open_es",
+    population: int = 32,
+    sigma: float = 0.03,
+    lr: float | None = None,
+    seeds: int = 1,
+    tasks: int = 1,
+    inner_steps: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    env_overrides: Mapping[str, Any] | None = None,
+    fitness: str = "final_return",
+    eval_episodes: int = 10,
+    normalise: bool = False,
+    track_mean: bool = True,
+    field: str = "objective_params",
+) -> tuple[MetaProgram, dict[str, Any]]:
+    """The meta program and its JSON description. Environment settings with a distribution are
+    the task distribution: each of a generation's ``tasks`` draws is one inner run's fixed
+    parameters (not redrawn every episode, as they are in ``jaxrl train``)."""
+    overrides = dict(overrides or {})
+    if inner_steps is not None:
+        overrides["total_steps"] = _check_int("inner_steps", inner_steps, 1)
+    env_overrides = dict(env_overrides or {})
+    _, _, sample_task = task_distribution(env, env_overrides)
+    fixed = {k: v for k, v in env_overrides.items() if not (callable(v) or is_distribution(v))}
+    train = build(algorithm, env, overrides=overrides, env_overrides=fixed)
+    template = learned_field(train, field)
+    es = make_strategy(strategy, template, population=population, sigma=sigma, lr=lr)
+    program = MetaProgram(train, es, field, num_seeds=seeds, num_tasks=tasks, sample_task=sample_task,
+                          fitness=fitness, eval_episodes=eval_episodes, normalise=normalise, track_mean=track_mean)
+    spec = json_normal({
+        "format": META_FORMAT,
+        "kind": "meta-train",
+        "algorithm": train.algorithm.name,
+        "env": env,
+        "env_overrides": plain_overrides(env, env_overrides),
+        **config_dict(train.config, train.hparams),
+        "field": field,
+        "strategy": strategy,
+        "population": population,
+        "sigma": sigma,
+        "lr": es.lr,
+        "seeds": seeds,
+        "tasks": tasks,
+        "fitness": fitness,
+        "eval_episodes": eval_episodes,
+        "normalise": normalise,
+        "track_mean": track_mean,
+        "inner_env_steps": train.total_env_steps,
+        "observation_shape": list(envs.observation_shape(train.env, train.default_env_params)),
+        "objective": arrays_spec(jax.tree.map(np.asarray, template)),
+    })
+    return program, spec
+
+
+def meta_train(
+    algorithm: str,
+    env: str,
+    out: str | Path,
+    *,
+    generations: int = 100,
+    seed: int = 0,
+    checkpoint_every: int = 10,
+    keep_checkpoints: int = 2,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    **settings: Any,
+) -> MetaResult:
+    """Meta-trains ``algorithm``'s learned weights on ``env`` for ``generations`` generations into
+    the directory ``out`` (``settings``: those of ``build_program``). ``resume=True`` continues
+    the run in ``out`` from its newest checkpoint; the settings must be the original ones."""
+    generations = _check_int("generations", generations, 1)
+    checkpoint_every = _check_int("checkpoint_every", checkpoint_every, 0)
+    keep_checkpoints = _check_int("keep_checkpoints", keep_checkpoints, 1)
+    program, spec = build_program(algorithm, env, **settings)
+    spec = {**spec, "seed": int(seed), "generations": generations}
+    path = Path(out).expanduser().resolve()
+    state = program.init(jax.random.key(seed))
+    rows: dict[str, list[float]] = {}
+    done, wall_before = 0, 0.0
+    if resume:
+        # Read and checked through a read-only store first: a refused resume changes nothing.
+        if not (path / CHECKPOINTS).is_dir() or not (path / OBJECTIVE).is_dir():
+            raise CheckpointError(f"{path} is not a meta-training directory with checkpoints to resume")
+        with CheckpointStore(path / CHECKPOINTS) as saved:
+            metadata = saved.read_metadata()
+            before = dict(metadata.get("spec", {}), generations=generations)
+            difference = first_difference(before, spec)
+            if difference:
+                raise CheckpointError(f"cannot resume {path}: {difference}")
+            state, metadata = saved.restore(jax.eval_shape(lambda: state))
+        rows = {k: [float(v) for v in values] for k, values in metadata["rows"].items()}
+        done, wall_before = int(metadata["generations_done"]), float(metadata["wall_time"])
+        if done > generations:
+            raise ConfigError(f"{path} already ran {done} generations; ask for at least that many")
+    else:
+        path = rundir.prepare(path, overwrite)
+    store = CheckpointStore(path / CHECKPOINTS, keep=keep_checkpoints, writable=True)
+    objectives = CheckpointStore(path / OBJECTIVE, keep=1, writable=True)
+    steps_per_generation = program.runs_per_generation * program.train.total_env_steps
+    bar = ProgressBar(generations * steps_per_generation, f"meta-train {spec['algorithm']} on {env}", done * steps_per_generation) if progress else None
+    start = time.perf_counter()
+    compile_time = 0.0
+
+    def save(generations_done: int) -> None:
+        metadata = {"spec": spec, "generations_done": generations_done, "wall_time": wall_before + time.perf_counter() - start,
+                    # repr(float) parses back to the same bits; as text, inf and nan survive JSON too.
+                    "rows": {k: [repr(float(v)) for v in values] for k, values in rows.items()},
+                    "versions": versions()}
+        store.save(generations_done, state, metadata)
+        mean = jax.tree.map(np.asarray, program.strategy.mean(state.es))
+        objectives.save(generations_done, mean, {"spec": spec, "generation": generations_done, "objective": arrays_spec(mean)})
+        _write_table(path, rows)
+
+    try:
+        for generation in range(done, generations):
+            tick = time.perf_counter()
+            state, row = program.generation(state)
+            row = {k: float(v) for k, v in jax.device_get(row).items()}
+            if generation == done:
+                compile_time = time.perf_counter() - tick  # the first generation compiles
+            for name, value in {"generation": generation + 1, "env_steps": (generation + 1) * steps_per_generation,
+                                "wall_time": wall_before + time.perf_counter() - start, **row}.items():
+                rows.setdefault(name, []).append(value)
+            if bar is not None:
+                bar.bar.set_postfix(best=f"{row['fitness_best']:.1f}", mean=f"{row['fitness_mean']:.1f}")
+                bar.show((generation + 1) * steps_per_generation)
+            if generation + 1 == generations or checkpoint_every and (generation + 1) % checkpoint_every == 0:
+                save(generation + 1)
+        store.wait()
+        objectives.wait()
+    finally:
+        if bar is not None:
+            bar.close()
+        store.close()
+        objectives.close()
+    _write_table(path, rows)
+    _plot(path, rows, f"{spec['strategy']}: {spec['algorithm']} on {env}")
+    rundir._atomic_write(path / "config.json", lambda p: p.write_text(_json(spec) + "\n"))
+    return MetaResult(path, {k: np.asarray(v) for k, v in rows.items()}, program.strategy.mean(state.es),
+                      wall_before + time.perf_counter() - start, compile_time)
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, indent=2)
+
+
+def _write_table(path: Path, rows: Mapping[str, list[float]]) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    frame["generation"] = frame["generation"].astype(int)
+    frame["env_steps"] = frame["env_steps"].astype(np.int64)
+    rundir._atomic_write(path / "meta.csv", lambda p: frame.to_csv(p, index=False))
+
+
+def _plot(path: Path, rows: Mapping[str, list[float]], title: str) -> None:
+    import matplotlib.pyplot as plt
+
+    generation = np.asarray(rows["generation"])
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    ax.fill_between(generation, rows["fitness_worst"], rows["fitness_best"], color="tab:blue", alpha=0.2, label="population range")
+    ax.plot(generation, rows["fitness_mean"], color="tab:blue", label="population mean")
+    if "mean_member_return" in rows and "baseline_return" not in rows:
+        ax.plot(generation, rows["mean_member_return"], color="tab:orange", label="search mean")
+    if "baseline_return" in rows:
+        ax.axhline(1.0, color="gray", linestyle="--", linewidth=0.8, label="handcrafted rule (= 1)")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("fitness (return / handcrafted rule's)" if "baseline_return" in rows else "fitness (return)")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    rundir._atomic_write(path / "fitness.png", lambda p: fig.savefig(p))
+    plt.close(fig)
+
+
+def load_objective(meta_dir: str | Path, *, algorithm: str | None = None, field: str = "objective_params") -> tuple[Any, str]:
+    """The learned weights of a meta-training directory (the newest saved search mean), as numpy
+    arrays, and the name of the objective they were meta-trained in (``lpo``, ``lpo_zero``...).
+    ``ConfigError`` (exit 2 in the CLI) for a missing directory, one that is not a meta-training
+    run, or weights for another algorithm's rule."""
+    path = Path(meta_dir).expanduser().resolve()
+    if not path.is_dir():
+        raise ConfigError(f"--objective {meta_dir}: no such directory")
+    if not (path / OBJECTIVE).is_dir():
+        raise ConfigError(f"--objective {meta_dir}: not a meta-training directory (no {OBJECTIVE}/ in it; "
+                          "write one with `jaxrl meta-train`)")
+    store = CheckpointStore(path / OBJECTIVE)
+    try:
+        metadata = store.read_metadata()
+        spec = metadata.get("spec", {})
+        if spec.get("kind") != "meta-train" or spec.get("field") != field:
+            raise ConfigError(f"--objective {meta_dir}: not a meta-trained {field}")
+        weights, _ = store.restore(arrays_template(metadata.get("objective"), "objective"))
+    finally:
+        store.close()
+    if algorithm is not None and spec.get("algorithm") != algorithm:
+        # Another algorithm's rule may share the shapes but not the meaning (lpo's drift is
+        # added to PPO's; ta_lpo's also reads progress), so it is refused, not reinterpreted.
+        raise ConfigError(f"--objective {meta_dir} was meta-trained for {spec.get('algorithm')}, not {algorithm}")
+    return jax.tree.map(np.asarray, weights), spec["config"]["objective"]
