@@ -18,7 +18,7 @@ import jaxrl  # noqa: F401  (XLA settings first)
 import jax
 import numpy as np
 
-from harness import Candidate, alternate, ratio, table_row
+from harness import Candidate, _compiled, alternate, ratio, table_row
 from jaxrl.core.train import trace_count
 from jaxrl.meta.run import build_program
 
@@ -52,14 +52,7 @@ def main() -> None:
     axes = train.hparams_axes(objective_params=0)
     key = jax.random.key(2)
     vmapped = jax.jit(jax.vmap(lambda h: train(key, h)[1]["final_return"], in_axes=(axes,)))
-    start = time.perf_counter()
-    vmapped_compiled = vmapped.lower(hparams).compile()
-    vmapped_compile = time.perf_counter() - start
-
-    def plain() -> tuple[float, float]:
-        start = time.perf_counter()
-        finals = np.asarray(jax.block_until_ready(vmapped_compiled(hparams)))
-        return time.perf_counter() - start, float(np.nanmean(finals))
+    plain = _compiled("plain vmapped program", vmapped, hparams, lambda finals: finals, steps)
 
     # A Python loop over members, each a call of one jitted run.
     single = jax.jit(lambda member: train(key, train.default_hparams.replace(objective_params=member))[1]["final_return"])
@@ -75,7 +68,7 @@ def main() -> None:
         finals = np.asarray(jax.block_until_ready(finals))
         return time.perf_counter() - start, float(np.nanmean(finals))
 
-    candidates = [Candidate("plain vmapped program", vmapped_compile, steps, plain),
+    candidates = [plain,
                   Candidate("meta-training generation", engine_compile, steps, engine),
                   Candidate("Python loop of jitted runs", loop_compile, steps, loop)]
     traces = trace_count()  # after every candidate is compiled: what alternating adds is retracing
