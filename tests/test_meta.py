@@ -81,6 +81,17 @@ def test_pairs_share_task_and_seed_and_a_member_alone_equals_itself_in_the_popul
     np.testing.assert_array_equal(alone[0], returns[1])
 
 
+def test_several_environments_are_more_tasks_of_the_same_members():
+    both, _ = build_program("lpo", "CartPole-v1,Acrobot-v1", population=2, sigma=0.5, inner_steps=1024,
+                            overrides=INNER_OVERRIDES, track_mean=False)
+    alone, _ = build_program("lpo", "CartPole-v1", population=2, sigma=0.5, inner_steps=1024, overrides=INNER_OVERRIDES, track_mean=False)
+    members, _ = both.strategy.ask(jax.random.key(0), both.init(jax.random.key(0)).es)
+    returns = np.asarray(both.evaluate(members, jax.random.key(1)))
+    assert returns.shape == (2, 2, 1) and both.total_tasks == 2
+    np.testing.assert_array_equal(returns[:, :1], np.asarray(alone.evaluate(members, jax.random.key(1))))
+    assert np.all(returns[:, 1] <= -8) and np.all(returns[:, 0] >= 8)  # Acrobot's returns are negative, CartPole's positive
+
+
 def test_greedy_fitness_scores_members_on_the_same_episodes():
     program, _ = build_program("lpo", "CartPole-v1", population=2, sigma=0.5, inner_steps=1024, overrides=INNER_OVERRIDES,
                                fitness="greedy", eval_episodes=3, track_mean=False)

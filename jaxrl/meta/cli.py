@@ -29,7 +29,9 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("algorithm", help="algorithm with learned weights: lpo, ta_lpo or dpo")
-    parser.add_argument("--env", required=True, help="environment name, e.g. CartPole-v1")
+    parser.add_argument("--env", required=True, help=(
+        "environment name, e.g. CartPole-v1; several, comma-separated (CartPole-v1,Acrobot-v1), make each after "
+        "the first one more task (--env-set applies to the first)"))
     parser.add_argument("--strategy", default="open_es", help=f"evolution strategy: {' | '.join(STRATEGIES)} (default open_es)")
     parser.add_argument("--population", type=int, default=32, help="members per generation (even for open_es; default 32)")
     parser.add_argument("--generations", type=int, default=100, help="generations (default 100)")
@@ -59,7 +61,7 @@ def add_parser(subparsers: Any) -> None:
 def run_command(args: argparse.Namespace) -> int:
     from jaxrl.meta.run import meta_train
 
-    out = output_dir(args, f"meta-{_safe_name(args.algorithm)}-{_safe_name(args.env.replace('/', '_'))}")
+    out = output_dir(args, f"meta-{_safe_name(args.algorithm)}-{_safe_name(args.env.split(',')[0].replace('/', '_'))}")
     result = meta_train(
         args.algorithm, args.env, out,
         generations=args.generations, seed=args.seed, checkpoint_every=args.checkpoint_every,

@@ -26,7 +26,7 @@ from jaxrl.core.values import ConfigError
 from jaxrl.meta.es import Strategy
 
 FITNESS = ("final_return", "greedy")
-_TASK_STREAM, _SEED_STREAM, _GREEDY_STREAM = 1, 2, 3
+_TASK_STREAM, _SEED_STREAM, _GREEDY_STREAM, _OTHER_ENVS = 1, 2, 3, 1000
 
 
 def _strong(tree: Any) -> Any:
@@ -77,6 +77,7 @@ class MetaProgram:
     normalise: bool = False
     track_mean: bool = True
     devices: int | None = None
+    other_envs: tuple[Train, ...] = ()  # more environments, one task each, after train's tasks
 
     def __post_init__(self):
         if self.fitness not in FITNESS:
@@ -89,6 +90,11 @@ class MetaProgram:
             raise ConfigError("several tasks need a task distribution: give an environment parameter a distribution, "
                               "e.g. --env-set gravity=uniform:8:12")
         self.baseline = learned_field(self.train, self.field)
+        for other in self.other_envs:
+            shapes = jax.tree.map(jnp.shape, learned_field(other, self.field))
+            if shapes != jax.tree.map(jnp.shape, self.baseline):
+                raise ConfigError(f"{self.field} of {other.env_name} has shapes {shapes}, of {self.train.env_name} "
+                                  f"{jax.tree.map(jnp.shape, self.baseline)}: meta-training needs envs whose learned weights fit alike")
         self.devices = self.devices or jax.device_count()
         self._generation = jax.jit(self._generation_fn, donate_argnums=0)
 
@@ -96,7 +102,12 @@ class MetaProgram:
     def runs_per_generation(self) -> int:
         """Inner training runs a generation performs (the population, the search mean when
         tracked, the handcrafted rule when normalising; each on every task and seed)."""
-        return (self.strategy.population + int(self.track_mean) + int(self.normalise)) * self.num_tasks * self.num_seeds
+        return (self.strategy.population + int(self.track_mean) + int(self.normalise)) * self.total_tasks * self.num_seeds
+
+    @property
+    def total_tasks(self) -> int:
+        """Tasks per generation: ``num_tasks`` of the first environment and one of each other."""
+        return self.num_tasks + len(self.other_envs)
 
     # -- the pure functions -------------------------------------------------------------------
 
@@ -113,20 +124,28 @@ class MetaProgram:
 
     def evaluate(self, members: Any, key: jax.Array) -> jax.Array:
         """Returns [members, tasks, seeds] of each member (leading axis of ``members``) trained on
-        each task and seed drawn from ``key``: the same tasks and seeds for every member."""
+        each task and seed drawn from ``key``: the same tasks and seeds for every member. The
+        tasks are ``num_tasks`` of the first environment, then one of each of ``other_envs``."""
         num_members = jax.tree.leaves(members)[0].shape[0]
-        tasks, seeds = self.num_tasks, self.num_seeds
-        slots = jnp.arange(tasks * seeds)  # slot t * seeds + s: task t, seed s
+        padded = -(-num_members // self.devices) * self.devices  # the last member repeated, then dropped
+        members = jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], padded - num_members, axis=0)]), members)
         task_params = self.tasks(jax.random.fold_in(key, _TASK_STREAM))
+        returns = [self._evaluate_env(self.train, members, key, task_params, self.num_tasks)]
+        for index, other in enumerate(self.other_envs):
+            returns.append(self._evaluate_env(other, members, jax.random.fold_in(key, _OTHER_ENVS + index), None, 1))
+        seeds = self.num_seeds
+        return jnp.concatenate([r[:, :num_members].T.reshape(num_members, -1, seeds) for r in returns], axis=1)
+
+    def _evaluate_env(self, train: Train, members: Any, key: jax.Array, task_params: Any, tasks: int) -> jax.Array:
+        """[tasks * seeds, padded members] returns on one environment."""
+        seeds = self.num_seeds
+        slots = jnp.arange(tasks * seeds)  # slot t * seeds + s: task t, seed s
         per_slot = (
             jax.random.split(jax.random.fold_in(key, _SEED_STREAM), tasks * seeds),
             None if task_params is None else jax.tree.map(lambda x: x[slots // seeds], task_params),
             jax.random.split(jax.random.fold_in(key, _GREEDY_STREAM), tasks * seeds),
         )
-        padded = -(-num_members // self.devices) * self.devices  # the last member repeated, then dropped
-        members = jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], padded - num_members, axis=0)]), members)
-        returns = self._sharded(self._train_slots)(members, *per_slot)[:, :num_members]  # [slots, members]
-        return returns.T.reshape(num_members, tasks, seeds)
+        return self._sharded(lambda *args: self._train_slots(train, *args))(members, *per_slot)
 
     def generation(self, state: MetaState) -> tuple[MetaState, dict[str, jax.Array]]:
         """One generation, jitted (compiled once; ``state`` is donated)."""
@@ -169,10 +188,7 @@ class MetaProgram:
 
     # -- inner training ------------------------------------------------------------------------
 
-    def _hparams(self, member: Any) -> Any:
-        return self.train.default_hparams.replace(**{self.field: member})
-
-    def _train_slots(self, members: Any, keys: jax.Array, env_params: Any, greedy_keys: jax.Array) -> jax.Array:
+    def _train_slots(self, train: Train, members: Any, keys: jax.Array, env_params: Any, greedy_keys: jax.Array) -> jax.Array:
         """[slots, members] final training (or greedy) returns: a vmap over the (task, seed) slots
         of a vmap over the members. Within a slot the key and the environment parameters are the
         same for every member and stay unbatched there, so what depends on them alone (the
@@ -181,23 +197,22 @@ class MetaProgram:
 
         def one_slot(key, env_params, greedy_key):
             def one_member(member):
-                hparams = self._hparams(member)
-                state, metrics = self.train(key, hparams, env_params)
+                state, metrics = train(key, train.default_hparams.replace(**{self.field: member}), env_params)
                 if self.fitness == "final_return":
                     return metrics["final_return"]
-                return self._greedy_return(state, greedy_key, env_params)
+                return self._greedy_return(train, state, greedy_key, env_params)
 
             return jax.vmap(one_member)(members)
 
         return jax.vmap(one_slot, in_axes=(0, None if env_params is None else 0, 0))(keys, env_params, greedy_keys)
 
-    def _greedy_return(self, state: Any, key: jax.Array, env_params: Any) -> jax.Array:
+    def _greedy_return(self, train: Train, state: Any, key: jax.Array, env_params: Any) -> jax.Array:
         from jaxrl.analysis.evaluation import episodes
 
-        act = lambda params, obs, key: self.train.act(params, obs, key, True)  # noqa: E731
-        episode_returns = episodes(self.train.env, act, self.eval_episodes, max_steps=100_000)
-        task = self.train.default_env_params if env_params is None else env_params
-        return episode_returns(self.train.policy_params(state), key, task)[0].mean()
+        act = lambda params, obs, key: train.act(params, obs, key, True)  # noqa: E731
+        episode_returns = episodes(train.env, act, self.eval_episodes, max_steps=100_000)
+        task = train.default_env_params if env_params is None else env_params
+        return episode_returns(train.policy_params(state), key, task)[0].mean()
 
     def _sharded(self, fn: Callable) -> Callable:
         """``fn(members, *per_slot)`` with the members split over the devices (the slots' keys

@@ -81,24 +81,29 @@ def build_program(
 ) -> tuple[MetaProgram, dict[str, Any]]:
     """The meta program and its JSON description. Environment settings with a distribution are
     the task distribution: each of a generation's ``tasks`` draws is one inner run's fixed
-    parameters (not redrawn every episode, as they are in ``jaxrl train``)."""
+    parameters (not redrawn every episode, as they are in ``jaxrl train``). ``env`` may name
+    several environments, comma-separated: each after the first is one more task, with its
+    default parameters (``env_overrides`` apply to the first) and the same agent settings."""
     overrides = dict(overrides or {})
     if inner_steps is not None:
         overrides["total_steps"] = _check_int("inner_steps", inner_steps, 1)
     env_overrides = dict(env_overrides or {})
-    _, _, sample_task = task_distribution(env, env_overrides)
+    first, *others = [name.strip() for name in env.split(",")]
+    _, _, sample_task = task_distribution(first, env_overrides)
     fixed = {k: v for k, v in env_overrides.items() if not (callable(v) or is_distribution(v))}
-    train = build(algorithm, env, overrides=overrides, env_overrides=fixed)
+    train = build(algorithm, first, overrides=overrides, env_overrides=fixed)
+    other_trains = tuple(build(algorithm, name, overrides=overrides) for name in others)
     template = learned_field(train, field)
     es = make_strategy(strategy, template, population=population, sigma=sigma, lr=lr)
     program = MetaProgram(train, es, field, num_seeds=seeds, num_tasks=tasks, sample_task=sample_task,
-                          fitness=fitness, eval_episodes=eval_episodes, normalise=normalise, track_mean=track_mean)
+                          fitness=fitness, eval_episodes=eval_episodes, normalise=normalise, track_mean=track_mean,
+                          other_envs=other_trains)
     spec = json_normal({
         "format": META_FORMAT,
         "kind": "meta-train",
         "algorithm": train.algorithm.name,
         "env": env,
-        "env_overrides": plain_overrides(env, env_overrides),
+        "env_overrides": plain_overrides(first, env_overrides),
         **config_dict(train.config, train.hparams),
         "field": field,
         "strategy": strategy,
@@ -112,7 +117,7 @@ def build_program(
         "normalise": normalise,
         "track_mean": track_mean,
         "inner_env_steps": train.total_env_steps,
-        "observation_shape": list(envs.observation_shape(train.env, train.default_env_params)),
+        "observation_shape": [list(envs.observation_shape(t.env, t.default_env_params)) for t in (train, *other_trains)],
         "objective": arrays_spec(jax.tree.map(np.asarray, template)),
     })
     return program, spec
