@@ -48,6 +48,19 @@ def parse_variant(text: str) -> tuple[str, str, dict[str, str], dict[str, dict[s
     return text, algorithm, settings, per_env
 
 
+def greedy_returns(result, episodes: int, seed: int) -> np.ndarray:
+    """[seeds]: each seed's final policy run deterministically, mean return over ``episodes``."""
+    import jax
+
+    from jaxrl.analysis.evaluation import episode_program, eval_keys
+
+    train = result.train
+    act = lambda params, obs, key: train.act(params, obs, key, True)  # noqa: E731
+    program = episode_program(train.env, train.default_env_params, act, episodes, max_steps=100_000)
+    returns, _, _ = program(train.policy_params(result.state), eval_keys(seed, len(result.seeds)))
+    return np.asarray(returns).mean(axis=1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variant", action="append", required=True, help="ALGO[:KEY=VALUE,...[@ENV]]")
@@ -57,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", action="append", default=[], help="ENV=TOTAL_STEPS (default: each variant's)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--append", action="store_true", help="add to the results already in --out")
+    parser.add_argument("--eval-episodes", type=int, default=0, help=(
+        "also run each seed's final policy deterministically for N episodes (greedy.csv; summary columns greedy_*)"))
     args = parser.parse_args(argv)
     try:
         variants = [parse_variant(v) for v in args.variant]
@@ -68,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-    rows, summary = [], []
+    rows, summary, greedy_rows = [], [], []
     for env in args.env:
         for label, algorithm, settings, per_env in variants:
             overrides = {**settings, **per_env.get(env, {})}
@@ -81,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: {label} on {env}: {error}", file=sys.stderr)
                 return 2
             seconds = time.perf_counter() - start
+            if args.eval_episodes:
+                greedy = greedy_returns(result, args.eval_episodes, args.seed)
+                greedy_rows.extend({"variant": label, "env": env, "seed": i, "greedy_return": float(g)} for i, g in enumerate(greedy))
             returns = result.metrics["episode_return"]  # [seeds, logs]
             final = result.final_returns
             auc = np.nanmean(returns, axis=1)
@@ -92,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
                 "final_mean": float(stats.mean(final)),
                 "auc_iqm": float(stats.iqm(auc)), "auc_ci_low": float(auc_low), "auc_ci_high": float(auc_high),
                 "seconds": round(seconds, 1),
+                **({"greedy_iqm": float(stats.iqm(greedy)), "greedy_ci_low": float(stats.bootstrap_ci(greedy, "iqm")[0]),
+                    "greedy_ci_high": float(stats.bootstrap_ci(greedy, "iqm")[1])} if args.eval_episodes else {}),
             })
             for seed_index in range(returns.shape[0]):
                 rows.extend(
@@ -114,6 +134,12 @@ def main(argv: list[str] | None = None) -> int:
         table = pd.concat([old_table[keep], table], ignore_index=True).sort_values(
             "env", key=lambda column: column.map(args.env.index), kind="stable"
         )
+    if greedy_rows:
+        greedy_table = pd.DataFrame(greedy_rows)
+        if args.append and (args.out / "greedy.csv").exists():
+            old = pd.read_csv(args.out / "greedy.csv")
+            greedy_table = pd.concat([old[~old.variant.isin(greedy_table.variant)], greedy_table], ignore_index=True)
+        greedy_table.to_csv(args.out / "greedy.csv", index=False)
     results.to_csv(args.out / "results.csv", index=False)
     table.to_csv(args.out / "summary.csv", index=False)
     (args.out / "summary.md").write_text(markdown(table))
@@ -123,14 +149,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def markdown(table: pd.DataFrame) -> str:
+    greedy = "greedy_iqm" in table and table["greedy_iqm"].notna().any()
     lines = [
-        "| env | variant | steps | final return IQM [95% CI] | mean over training IQM [95% CI] | time (s) |",
-        "|---|---|---|---|---|---|",
+        "| env | variant | steps | final return IQM [95% CI] | mean over training IQM [95% CI] |"
+        + (" greedy final policy IQM [95% CI] |" if greedy else "") + " time (s) |",
+        "|---|---|---|---|---|" + ("---|" if greedy else "") + "---|",
     ]
     for _, r in table.iterrows():
         lines.append(
             f"| {r.env} | `{r.variant}` | {r.total_steps:,} | {r.final_iqm:.1f} [{r.final_ci_low:.1f}, {r.final_ci_high:.1f}] "
-            f"| {r.auc_iqm:.1f} [{r.auc_ci_low:.1f}, {r.auc_ci_high:.1f}] | {r.seconds:.0f} |"
+            f"| {r.auc_iqm:.1f} [{r.auc_ci_low:.1f}, {r.auc_ci_high:.1f}] |"
+            + (f" {r.greedy_iqm:.1f} [{r.greedy_ci_low:.1f}, {r.greedy_ci_high:.1f}] |" if greedy else "")
+            + f" {r.seconds:.0f} |"
         )
     return "\n".join(lines) + "\n"
 

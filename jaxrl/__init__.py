@@ -2,7 +2,7 @@
 program. See README.md for the architecture: the pure layer (``jaxrl.core``: ``make_train``), the
 pieces it is built from (``jaxrl.components``, ``jaxrl.algorithms``), the host driver
 (``jaxrl.driver``: ``train``, checkpoints, resume), sweeps (``jaxrl.sweeps``), meta-training by
-evolution (``jaxrl.meta``: ``meta_train``, ``load_objective``) and analysis
+evolution (``jaxrl.meta``: ``meta_train``, ``load_objective``, ``load_optimizer``) and analysis
 (``jaxrl.analysis``: evaluation, statistics, plots)."""
 
 from jaxrl import _platform  # noqa: F401  (must run before JAX starts a backend)
@@ -23,6 +23,7 @@ __all__ = [
     "get_algorithm",
     "list_algorithms",
     "load_objective",
+    "load_optimizer",
     "load_policy",
     "make_train",
     "meta_train",
@@ -49,6 +50,7 @@ _LAZY = {
     "sweep": "jaxrl.sweeps.run",
     "meta_train": "jaxrl.meta.run",
     "load_objective": "jaxrl.meta.run",
+    "load_optimizer": "jaxrl.meta.run",
     "SweepResult": "jaxrl.sweeps.result",
     "gae": "jaxrl.components.gae",
     "register_objective": "jaxrl.components.objectives",

@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (needs wandb; project from WANDB_PROJECT)")
     train.add_argument("--objective", metavar="META_DIR", default=None, help=(
         "train with the learned weights a `jaxrl meta-train` run wrote into META_DIR (lpo, ta_lpo)"))
+    train.add_argument("--optimizer", metavar="NAME|learned:META_DIR", default=None, help=(
+        "the optimizer: a name (adam, sgd, rmsprop, learned_mlp, ...; as --set optimizer=NAME) or "
+        "learned:META_DIR, the learned optimizer a `jaxrl meta-train optimizer` run wrote into META_DIR"))
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--no-compile-cache", action="store_true", help=(
         "do not use JAX's persistent compilation cache (also JAXRL_COMPILATION_CACHE=0)"))
@@ -132,6 +135,24 @@ def output_dir(args: argparse.Namespace, default_name: str) -> str:
     return args.resume
 
 
+def optimizer_overrides(value: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The settings ``--optimizer NAME`` or ``--optimizer learned:META_DIR`` stands for."""
+    from jaxrl.components.optim import check_optimizer
+    from jaxrl.core.contract import ConfigError
+
+    if "optimizer" in overrides or "optimizer_params" in overrides:
+        raise ConfigError("give the optimizer by --optimizer or by --set optimizer/optimizer_params, not both")
+    if value.startswith("learned:"):
+        from jaxrl.meta.run import load_optimizer
+
+        if not value[len("learned:"):]:
+            raise ConfigError("--optimizer learned: needs a directory, e.g. --optimizer learned:runs/meta-optimizer")
+        weights, name = load_optimizer(value[len("learned:"):])
+        return {"optimizer": name, "optimizer_params": weights}
+    check_optimizer(value, context=True)  # a learned one's context is the algorithm's check
+    return {"optimizer": value}
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -152,6 +173,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides["objective_params"], objective = load_objective(args.objective, algorithm=args.algorithm)
         if overrides.setdefault("objective", objective) != objective:
             raise ConfigError(f"--objective {args.objective} holds weights of objective {objective}, not {overrides['objective']}")
+    if args.optimizer is not None:
+        overrides.update(optimizer_overrides(args.optimizer, overrides))
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
     if args.log_every is not None and args.log_every < 1:

@@ -15,8 +15,9 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 EXPECTED = {
     "quickstart": (["final return per seed", "mean return", "one episode with seed 0's policy"], 1, ["episode_return"]),
     "meta_training": (
-        ["meta-trained 2 generations of 4", "held-out final returns, LPO:"],
-        2,  # fitness, drift
+        ["meta-trained 2 generations of 4", "held-out final returns, LPO:", "meta-trained the optimizer: 2 generations of 4",
+         "held-out final returns, learned optimizer:"],
+        3,  # fitness, drift, the learned optimizer's update
         ["fitness_mean", "mean_member_return"],
     ),
     "sweeps": (

@@ -16,6 +16,8 @@ _BUILT_IN = {
     "td3": "td3",
     "dsac-t": "dsac_t",
     "mdpo-off": "mdpo_off",
+    "es": "evolution",
+    "ga": "evolution",
 }
 for _name, _module in _BUILT_IN.items():
     register_lazy(_name, f"jaxrl.algorithms.{_module}")

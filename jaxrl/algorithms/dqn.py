@@ -178,7 +178,7 @@ def defaults(env_name: str, discrete: bool) -> tuple[DQNConfig, DQNHParams]:
 
 def check(config: DQNConfig, hparams: DQNHParams, discrete: bool) -> None:
     check_q_config(config, hparams)
-    check_optimizer(config.optimizer)
+    check_optimizer(config.optimizer, hparams.optimizer_params)
     require(config.gradient_steps >= 1, f"gradient_steps must be >= 1, got {config.gradient_steps}")
     require(config.n_step >= 1, f"n_step must be >= 1, got {config.n_step}")
     require(config.batch_size >= 1, f"batch_size must be >= 1, got {config.batch_size}")

@@ -25,9 +25,9 @@ from flax import struct
 import envs
 from jaxrl.components.losses import normalize, value_loss
 from jaxrl.components.drifts import check_objective_params
-from jaxrl.components.networks import ACTIVATIONS, Actor, Critic, Torso, torso_kind
+from jaxrl.components.networks import ACTIVATIONS, Actor, Critic, Torso, apply_with_context, torso_kind
 from jaxrl.components.objectives import PolicyTerms, get_objective
-from jaxrl.components.optim import check_optimizer, learning_rate, optimizer
+from jaxrl.components.optim import check_optimizer, is_learned, learning_rate, optimizer
 from jaxrl.components.rollout import EnvCarry, Transition, env_reset, episode_metrics, per_env, rollout
 from jaxrl.components.sgd import minibatch_epochs
 from jaxrl.components.targets import get_targets
@@ -146,11 +146,19 @@ def build(config: PPOConfig, env: envs.Environment) -> Agent:
         opt_state = tx(hparams, Progress(jnp.zeros((), jnp.int32), num_updates)).init(params)
         return PPOState(params, opt_state, env_reset(vec_env, env_params, env_key), key)
 
+    learned_opt = is_learned(config.optimizer)
+
     def loss_fn(params, batch, hparams: PPOHParams, progress: Progress):
         obs, actions, old_log_probs, old_values, advantages, targets, old_dist_params = batch
-        dist = actor.apply(params["actor"], obs)
+        context = {}
+        if learned_opt:  # the same forward passes, also giving the learned optimizer its context
+            dist, context["actor"] = apply_with_context(actor, params["actor"], obs, config.activation)
+            critic_out, context["critic"] = apply_with_context(critic, params["critic"], obs, config.activation)
+            context = {name: {net: context[net][name] for net in context} for name in ("dormancy", "layer")}
+        else:
+            dist = actor.apply(params["actor"], obs)
+            critic_out = critic.apply(params["critic"], obs)
         log_probs = dist.log_prob(actions)
-        critic_out = critic.apply(params["critic"], obs)
         if config.normalize_advantages:
             advantages = normalize(advantages)
         terms = PolicyTerms(log_probs, old_log_probs, advantages, dist, dist_from_params(old_dist_params))
@@ -170,6 +178,7 @@ def build(config: PPOConfig, env: envs.Environment) -> Agent:
             "approx_kl": (jnp.exp(log_ratio) - 1.0 - log_ratio).mean(),
             "clip_fraction": (jnp.abs(jnp.exp(log_ratio) - 1.0) > hparams.clip_eps).mean(),
             **objective_metrics,
+            **({"optimizer_context": context} if learned_opt else {}),
         }
 
     def collect(state: PPOState, hparams: PPOHParams, step: jax.Array) -> tuple[PPOState, PPOBatch]:
@@ -209,6 +218,7 @@ def build(config: PPOConfig, env: envs.Environment) -> Agent:
             batch.key,
             config.update_epochs,
             config.num_minibatches,
+            learned_optimizer=learned_opt,
         )
         metrics.update(episode_metrics(traj))
         metrics["lr"] = jnp.asarray(learning_rate(hparams.lr, progress, config.anneal_lr), jnp.float32)
@@ -277,7 +287,7 @@ def check(config: PPOConfig, hparams: PPOHParams, discrete: bool) -> None:
     get_objective(config.objective)
     check_objective_params(config.objective, hparams.objective_params)
     get_targets(config.targets)
-    check_optimizer(config.optimizer)
+    check_optimizer(config.optimizer, hparams.optimizer_params, context=True)
     require(len(config.hidden_sizes) >= 1 and min(config.hidden_sizes) >= 1, "hidden_sizes must be positive")
     check_value_head(config, require)
     require(hparams.lr > 0, f"lr must be positive, got {hparams.lr}")

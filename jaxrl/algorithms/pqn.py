@@ -162,7 +162,7 @@ def defaults(env_name: str, discrete: bool) -> tuple[PQNConfig, PQNHParams]:
 
 def check(config: PQNConfig, hparams: PQNHParams, discrete: bool) -> None:
     check_q_config(config, hparams)
-    check_optimizer(config.optimizer)
+    check_optimizer(config.optimizer, hparams.optimizer_params)
     require(config.update_epochs >= 1, f"update_epochs must be >= 1, got {config.update_epochs}")
     batch = config.num_envs * config.num_steps
     require(

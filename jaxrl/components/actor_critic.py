@@ -115,7 +115,7 @@ def check_off_policy(config: OffPolicyConfig, hparams: Any) -> None:
     require(config.activation in ACTIVATIONS, f"unknown activation {config.activation!r}; choose from {', '.join(ACTIVATIONS)}")
     require(len(config.hidden_sizes) >= 1 and min(config.hidden_sizes) >= 1, "hidden_sizes must be positive")
     check_batch(config.total_steps, config.num_envs * config.num_steps, "update (num_envs x num_steps)")
-    check_optimizer(config.optimizer)
+    check_optimizer(config.optimizer, hparams.optimizer_params)
     for name in ("actor_lr", "critic_lr", "alpha_lr"):
         if hasattr(hparams, name):
             require(getattr(hparams, name) > 0, f"{name} must be positive, got {getattr(hparams, name)}")

@@ -7,7 +7,7 @@ orthogonal initialisation with small policy-head scale follows Andrychowicz et a
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import distrax
 import flax.linen as nn
@@ -92,6 +92,40 @@ class QNetwork(nn.Module):
         if self.num_outputs == 1:
             return out
         return out.reshape(out.shape[:-1] + (self.num_actions, self.num_outputs))
+
+
+def _is_layer(module: nn.Module, _name: str) -> bool:
+    return isinstance(module, (nn.Dense, nn.Conv))
+
+
+def apply_with_context(module: nn.Module, params: Any, obs: jax.Array, activation: str) -> tuple[Any, dict[str, Any]]:
+    """``module.apply(params, obs)`` and what a learned optimizer reads about ``module``'s
+    weights (``jaxrl.components.learned_optim``): pytrees shaped like ``params`` (broadcastable
+    leaves) of each weight's ``layer`` position, 0 (the first layer) to 1 (the output layer),
+    and the ``dormancy`` of the neuron it feeds: the neuron's mean |activation| over this batch
+    divided by the mean of that over its layer (Sokar et al., 2023; 0 is a dead neuron, 1
+    average). It knows this file's layout: a ``torso`` (a ReLU conv, then Dense layers followed
+    by ``activation``) before linear output layers; a weight that is not a layer's (a
+    state-independent log std) counts as the output layer's, with dormancy 1."""
+    out, captured = module.apply(params, obs, capture_intermediates=_is_layer, mutable=["intermediates"])
+    outputs, weights = captured["intermediates"], params["params"]
+    order = lambda name: (not name.startswith("Conv"), int(name.rsplit("_", 1)[1]))  # noqa: E731
+    layers = [("torso", n) for n in sorted(weights.get("torso", {}), key=order)]
+    layers += [(n,) for n in sorted((n for n in weights if n != "torso" and isinstance(weights[n], dict)), key=order)]
+    dormancy = jax.tree.map(lambda _: jnp.ones(()), weights)
+    position = jax.tree.map(lambda _: jnp.ones(()), weights)
+    for index, path in enumerate(layers):
+        value, dormant, place = outputs, dormancy, position
+        for name in path[:-1]:
+            value, dormant, place = value[name], dormant[name], place[name]
+        value = value[path[-1]]["__call__"][0]
+        if path[0] == "torso":
+            value = nn.relu(value) if path[-1].startswith("Conv") else ACTIVATIONS[activation](value)
+        score = jnp.abs(value).reshape(-1, value.shape[-1]).mean(axis=0)
+        score = jax.lax.stop_gradient(score / (score.mean() + 1e-8))
+        dormant[path[-1]] = {leaf: score for leaf in dormant[path[-1]]}
+        place[path[-1]] = {leaf: jnp.asarray(index / max(len(layers) - 1, 1), jnp.float32) for leaf in place[path[-1]]}
+    return out, {"dormancy": {"params": dormancy}, "layer": {"params": position}}
 
 
 def torso_kind(obs_shape: Sequence[int], requested: str = "auto") -> str:

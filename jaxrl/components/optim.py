@@ -37,14 +37,27 @@ class OptimizerArgs:
 
 
 OptimizerFactory = Callable[[OptimizerArgs], optax.GradientTransformation]
-_OPTIMIZERS: dict[str, OptimizerFactory] = {}
 
 
-def register_optimizer(name: str) -> Callable[[OptimizerFactory], OptimizerFactory]:
-    """Decorator: makes ``factory`` available as ``optimizer=name`` to every agent."""
+@dataclass(frozen=True)
+class _Entry:
+    factory: OptimizerFactory
+    default_params: Callable[[], Any] | None  # a learned optimizer's initial weights
+    check_params: Callable[[Any], None] | None  # raises ConfigError for weights that do not fit
+
+
+_OPTIMIZERS: dict[str, _Entry] = {}
+
+
+def register_optimizer(
+    name: str, *, default_params: Callable[[], Any] | None = None, check_params: Callable[[Any], None] | None = None
+) -> Callable[[OptimizerFactory], OptimizerFactory]:
+    """Decorator: makes ``factory`` available as ``optimizer=name`` to every agent. A learned
+    optimizer also gives its initial weights (what ``optimizer_params`` defaults to) and a check
+    of given weights; an agent must then pass it context (``jaxrl.components.learned_optim``)."""
 
     def add(factory: OptimizerFactory) -> OptimizerFactory:
-        _OPTIMIZERS[name] = factory
+        _OPTIMIZERS[name] = _Entry(factory, default_params, check_params)
         return factory
 
     return add
@@ -54,9 +67,39 @@ def optimizer_names() -> list[str]:
     return sorted(_OPTIMIZERS)
 
 
-def check_optimizer(name: str) -> None:
+def is_learned(name: str) -> bool:
+    """Whether ``name`` is a learned optimizer (it has weights, and reads the agent's context)."""
+    return name in _OPTIMIZERS and _OPTIMIZERS[name].default_params is not None
+
+
+def default_optimizer_params(name: str, params: Any) -> Any:
+    """``params`` (``hparams.optimizer_params``), or a learned optimizer's initial weights when
+    they are not given."""
+    if params is None and is_learned(name):
+        return _OPTIMIZERS[name].default_params()
+    return params
+
+
+# Agents that give a learned optimizer its context (batch progress, dormancy, layer positions).
+LEARNED_OPTIMIZER_AGENTS = ("ppo", "mdpo", "lpo", "ta_lpo", "dpo")
+
+
+def check_optimizer(name: str, params: Any = None, *, context: bool = False) -> None:
+    """``ConfigError`` for an unknown name, for weights given to a built-in optimizer or not
+    fitting a learned one, and for a learned optimizer in an agent that gives it no context
+    (``context=False``)."""
     if name not in _OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {name!r}; choose one of {', '.join(optimizer_names())} (or register one)")
+    entry = _OPTIMIZERS[name]
+    if entry.default_params is None:
+        if params is not None:
+            raise ConfigError(f"optimizer {name} has no weights, but optimizer_params are given; use a learned optimizer")
+        return
+    if not context:
+        raise ConfigError(f"optimizer {name} reads batch progress, dormancy and layer positions, which only "
+                          f"{', '.join(LEARNED_OPTIMIZER_AGENTS)} give it")
+    if params is not None and entry.check_params is not None:
+        entry.check_params(params)
 
 
 @register_optimizer("adam")
@@ -92,8 +135,12 @@ def optimizer(
 ) -> optax.GradientTransformation:
     """The optimizer ``name`` at this point of training: the scheduled learning rate, and gradients
     clipped to a global norm of ``max_grad_norm`` first when given."""
-    check_optimizer(name)
-    tx = _OPTIMIZERS[name](OptimizerArgs(learning_rate(lr, progress, anneal), progress, eps, params))
+    if name not in _OPTIMIZERS:
+        check_optimizer(name)
+    tx = _OPTIMIZERS[name].factory(OptimizerArgs(learning_rate(lr, progress, anneal), progress, eps, params))
+    # Every optimizer takes optax's extra arguments (a learned one reads them; the rest ignore
+    # them), so an agent passes its context the same way whatever it is configured with.
+    tx = optax.with_extra_args_support(tx)
     return tx if max_grad_norm is None else optax.chain(optax.clip_by_global_norm(max_grad_norm), tx)
 
 
@@ -101,3 +148,7 @@ def apply(tx: optax.GradientTransformation, grads: Any, opt_state: Any, params: 
     """One step of ``tx``: new parameters and optimizer state."""
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state
+
+
+# The learned optimizers register themselves (after everything above, which they import).
+from jaxrl.components import learned_optim as _learned_optim  # noqa: E402,F401

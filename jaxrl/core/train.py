@@ -34,6 +34,7 @@ import numpy as np
 import envs
 from jaxrl.core.contract import Agent, Algorithm, ConfigError, apply_overrides, get_algorithm
 from jaxrl.core.environments import make_env
+from jaxrl.components.optim import default_optimizer_params
 
 # Metrics an agent reports as sums over episodes that ended; a window divides them by its episode
 # count. Every other scalar metric is averaged over the window's updates.
@@ -233,6 +234,9 @@ def resolve(
     config = default_config if config is None else config
     hparams = default_hparams if hparams is None else hparams
     config, hparams = apply_overrides(algo, config, hparams, dict(overrides or {}))
+    if hasattr(config, "optimizer") and hasattr(hparams, "optimizer_params"):
+        # A learned optimizer's weights default to its initial ones (the meta-search's start).
+        hparams = hparams.replace(optimizer_params=default_optimizer_params(config.optimizer, hparams.optimizer_params))
     algo.check(config, jax.tree.map(np.asarray, hparams), discrete)
     return algo, env, env_params, config, hparams
 

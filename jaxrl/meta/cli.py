@@ -2,6 +2,8 @@
 
     jaxrl meta-train lpo --env CartPole-v1 --population 32 --generations 100 --out runs/m
     jaxrl train lpo --env CartPole-v1 --objective runs/m      # train with the learned drift
+    jaxrl meta-train optimizer --algo ppo --env CartPole-v1 --out runs/o   # a learned optimizer
+    jaxrl train ppo --env CartPole-v1 --optimizer learned:runs/o
 
 Everything is checked before anything compiles or touches the directory; bad input raises
 ``ConfigError``, which ``jaxrl.cli.main`` prints on one line with exit code 2.
@@ -21,14 +23,19 @@ def add_parser(subparsers: Any) -> None:
         "meta-train",
         help="meta-train a learned objective by evolution (a generation is one compiled program)",
         description=(
-            "Evolve ALGORITHM's learned weights (lpo, ta_lpo: the drift network; dpo: its alpha and beta) on "
+            "Evolve ALGORITHM's learned weights (lpo, ta_lpo: the drift network; dpo: its alpha and beta), or with "
+            "`optimizer` a learned optimizer (--optimizer) used by --algo, on "
             "--env: each generation trains every member of the population on --tasks tasks x --seeds seeds "
             "inside one compiled program and moves the search distribution towards higher fitness (see "
             "--fitness and --normalise). Writes meta.csv, "
             "fitness.png, config.json, checkpoints/ and objective/ (the learned weights) into --out."
         ),
     )
-    parser.add_argument("algorithm", help="algorithm with learned weights: lpo, ta_lpo or dpo")
+    parser.add_argument("algorithm", help="algorithm with learned weights (lpo, ta_lpo, dpo), or `optimizer`")
+    parser.add_argument("--algo", default=None, help="with `optimizer`: the agent that uses it (ppo, mdpo, lpo...; default ppo)")
+    parser.add_argument("--optimizer", default=None, help=(
+        "with `optimizer`: the learned optimizer to evolve: learned_mlp (default), learned_gru, learned_mlp_noise, "
+        "learned_gru_noise"))
     parser.add_argument("--env", required=True, help=(
         "environment name, e.g. CartPole-v1; several, comma-separated (CartPole-v1,Acrobot-v1), make each after "
         "the first one more task (--env-set applies to the first)"))
@@ -59,21 +66,31 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from jaxrl.core.values import ConfigError
     from jaxrl.meta.run import meta_train
 
+    overrides = key_values(args.set, "--set")
+    algorithm, field = args.algorithm, "objective_params"
+    if args.algorithm == "optimizer":
+        if "optimizer" in overrides or "optimizer_params" in overrides:
+            raise ConfigError("name the learned optimizer with --optimizer, not --set optimizer")
+        algorithm, field = args.algo or "ppo", "optimizer_params"
+        overrides["optimizer"] = args.optimizer or "learned_mlp"
+    elif args.algo is not None or args.optimizer is not None:
+        raise ConfigError("--algo and --optimizer go with `jaxrl meta-train optimizer`")
     out = output_dir(args, f"meta-{_safe_name(args.algorithm)}-{_safe_name(args.env.split(',')[0].replace('/', '_'))}")
     result = meta_train(
-        args.algorithm, args.env, out,
+        algorithm, args.env, out, field=field,
         generations=args.generations, seed=args.seed, checkpoint_every=args.checkpoint_every,
         keep_checkpoints=args.keep_checkpoints, resume=args.resume is not None, overwrite=args.overwrite,
         progress=not args.quiet, strategy=args.strategy, population=args.population, sigma=args.sigma, lr=args.lr,
-        seeds=args.seeds, tasks=args.tasks, inner_steps=args.inner_steps, overrides=key_values(args.set, "--set"),
+        seeds=args.seeds, tasks=args.tasks, inner_steps=args.inner_steps, overrides=overrides,
         env_overrides=key_values(args.env_set, "--env-set"), fitness=args.fitness, eval_episodes=args.eval_episodes,
         normalise=args.normalise,
     )
     rows = result.rows
     print(
-        f"meta-train {args.algorithm} on {args.env} ({args.strategy}): generation {int(rows['generation'][-1])}, "
+        f"meta-train {args.algorithm if field == 'objective_params' else overrides['optimizer'] + ' for ' + algorithm} on {args.env} ({args.strategy}): generation {int(rows['generation'][-1])}, "
         f"population fitness mean {rows['fitness_mean'][-1]:.1f}, best {rows['fitness_best'][-1]:.1f}"
         + (f", search mean's return {rows['mean_member_return'][-1]:.1f}" if "mean_member_return" in rows else "")
         + f" ({result.wall_time:.1f} s incl. {result.compile_time:.1f} s for the first generation) -> {result.path}"

@@ -40,6 +40,9 @@ def learned_field(train: Train, field: str) -> Any:
     rule a strategy starts from); ``ConfigError`` when there are none, or when the objective
     ignores them (every member would train alike and the search would never move)."""
     value = getattr(train.default_hparams, field, None)
+    if value is None and field == "optimizer_params":
+        raise ConfigError(f"optimizer {train.config.optimizer} has no weights to meta-train; choose a learned one "
+                          "(learned_mlp, learned_gru, learned_mlp_noise, learned_gru_noise)")
     if value is None:
         raise ConfigError(f"{train.algorithm.name} has no learned weights ({field}) to meta-train; try lpo or ta_lpo")
     if field == "objective_params" and getattr(train.config, "objective", None) in ("clip", "mdpo"):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 
@@ -41,6 +42,7 @@ class Strategy:
     lr: float | None
     algorithm: Any  # the evosax object (static: its methods are jitted with it as a constant)
     params: Any  # its parameters (a pytree)
+    unravel: Any  # flat mean -> the solution's pytree (evosax's own ravelling: ravel_pytree)
 
     def init(self, key: jax.Array, mean: Any) -> Any:
         return self.algorithm.init(key, mean, self.params)
@@ -55,15 +57,28 @@ class Strategy:
         state, metrics = self.algorithm.tell(key, members, -returns, state, self.params)
         return state, {"best_return_ever": -metrics["best_fitness"]}
 
+    def set_hyperparams(self, state: Any, sigma: jax.Array, lr: jax.Array) -> Any:
+        """``state`` searching at scale ``sigma`` with step size ``lr`` (traced values; a
+        strategy made with ``traced=True``, open_es only)."""
+        hyperparams = {**state.opt_state.hyperparams, "learning_rate": jnp.asarray(lr, jnp.float32)}
+        return state.replace(std=jnp.asarray(sigma, jnp.float32), opt_state=state.opt_state._replace(hyperparams=hyperparams))
+
     def mean(self, state: Any) -> Any:
-        """The search distribution's mean, in the structure of the solution."""
-        return self.algorithm.get_mean(state)
+        """The search distribution's mean, in the structure of the solution (with the state's
+        leading axes, if it has any: the states of several vmapped runs)."""
+        unravel = self.unravel
+        for _ in range(state.mean.ndim - 1):
+            unravel = jax.vmap(unravel)
+        return unravel(state.mean)
 
 
-def make_strategy(name: str, template: Any, *, population: int, sigma: float, lr: float | None = None) -> Strategy:
+def make_strategy(
+    name: str, template: Any, *, population: int, sigma: float, lr: float | None = None, traced: bool = False
+) -> Strategy:
     """``name`` (open_es | snes | cma_es) searching around pytrees shaped like ``template``, with
     ``population`` members per generation at search scale ``sigma`` (the initial scale for SNES
-    and CMA-ES, which adapt it). ``lr`` is the mean's step size (default ``DEFAULT_LR``)."""
+    and CMA-ES, which adapt it). ``lr`` is the mean's step size (default ``DEFAULT_LR``).
+    ``traced=True`` (open_es) keeps sigma and lr in the state, for ``Strategy.set_hyperparams``."""
     from evosax.algorithms import CMA_ES, SNES, Open_ES
     import optax
 
@@ -83,8 +98,11 @@ def make_strategy(name: str, template: Any, *, population: int, sigma: float, lr
     if lr is not None and (not np.isfinite(lr) or lr <= 0):
         raise ConfigError(f"lr must be positive, got {lr}")
     population, sigma = int(population), float(sigma)
+    if traced and name != "open_es":
+        raise ConfigError(f"{name} adapts its own search scale; traced hyperparameters are for open_es")
     if name == "open_es":
-        algorithm = Open_ES(population, template, optimizer=optax.adam(lr), std_schedule=optax.constant_schedule(sigma))
+        adam = optax.inject_hyperparams(optax.adam)(learning_rate=lr) if traced else optax.adam(lr)
+        algorithm = Open_ES(population, template, optimizer=adam, std_schedule=optax.constant_schedule(sigma))
         params = algorithm.default_params
     elif name == "snes":
         algorithm = SNES(population, template, optimizer=optax.sgd(lr))
@@ -92,4 +110,4 @@ def make_strategy(name: str, template: Any, *, population: int, sigma: float, lr
     else:
         algorithm = CMA_ES(population, template)
         params = algorithm.default_params.replace(std_init=jnp.asarray(sigma, jnp.float32))
-    return Strategy(name, population, sigma, lr, algorithm, params)
+    return Strategy(name, population, sigma, lr, algorithm, params, jax.flatten_util.ravel_pytree(template)[1])

@@ -169,7 +169,8 @@ def meta_train(
     store = CheckpointStore(path / CHECKPOINTS, keep=keep_checkpoints, writable=True)
     objectives = CheckpointStore(path / OBJECTIVE, keep=1, writable=True)
     steps_per_generation = program.runs_per_generation * program.train.total_env_steps
-    bar = ProgressBar(generations * steps_per_generation, f"meta-train {spec['algorithm']} on {env}", done * steps_per_generation) if progress else None
+    what = spec["algorithm"] if spec["field"] == "objective_params" else f"{spec['config']['optimizer']} for {spec['algorithm']}"
+    bar = ProgressBar(generations * steps_per_generation, f"meta-train {what} on {env}", done * steps_per_generation) if progress else None
     start = time.perf_counter()
     compile_time = 0.0
 
@@ -206,7 +207,7 @@ def meta_train(
         store.close()
         objectives.close()
     _write_table(path, rows)
-    _plot(path, rows, f"{spec['strategy']}: {spec['algorithm']} on {env}")
+    _plot(path, rows, f"{spec['strategy']}: {what} on {env}")
     rundir._atomic_write(path / "config.json", lambda p: p.write_text(_json(spec) + "\n"))
     return MetaResult(path, {k: np.asarray(v) for k, v in rows.items()}, program.strategy.mean(state.es),
                       wall_before + time.perf_counter() - start, compile_time)
@@ -247,28 +248,50 @@ def _plot(path: Path, rows: Mapping[str, list[float]], title: str) -> None:
     plt.close(fig)
 
 
-def load_objective(meta_dir: str | Path, *, algorithm: str | None = None, field: str = "objective_params") -> tuple[Any, str]:
-    """The learned weights of a meta-training directory (the newest saved search mean), as numpy
-    arrays, and the name of the objective they were meta-trained in (``lpo``, ``lpo_zero``...).
-    ``ConfigError`` (exit 2 in the CLI) for a missing directory, one that is not a meta-training
-    run, or weights for another algorithm's rule."""
+def _load_learned(meta_dir: str | Path, field: str, flag: str) -> tuple[Any, dict[str, Any]]:
+    """The newest saved search mean of a meta-training directory that evolved ``field``, as numpy
+    arrays, and its spec; ``ConfigError`` (exit 2 in the CLI) for a missing directory or one
+    that is not such a run."""
     path = Path(meta_dir).expanduser().resolve()
     if not path.is_dir():
-        raise ConfigError(f"--objective {meta_dir}: no such directory")
+        raise ConfigError(f"{flag}{meta_dir}: no such directory")
     if not (path / OBJECTIVE).is_dir():
-        raise ConfigError(f"--objective {meta_dir}: not a meta-training directory (no {OBJECTIVE}/ in it; "
+        raise ConfigError(f"{flag}{meta_dir}: not a meta-training directory (no {OBJECTIVE}/ in it; "
                           "write one with `jaxrl meta-train`)")
     store = CheckpointStore(path / OBJECTIVE)
     try:
         metadata = store.read_metadata()
         spec = metadata.get("spec", {})
         if spec.get("kind") != "meta-train" or spec.get("field") != field:
-            raise ConfigError(f"--objective {meta_dir}: not a meta-trained {field}")
+            raise ConfigError(f"{flag}{meta_dir}: not a meta-trained {field} (it holds {spec.get('field')})")
         weights, _ = store.restore(arrays_template(metadata.get("objective"), "objective"))
     finally:
         store.close()
+    return jax.tree.map(np.asarray, weights), spec
+
+
+def load_objective(meta_dir: str | Path, *, algorithm: str | None = None) -> tuple[Any, str]:
+    """The learned drift of a meta-training directory (``jaxrl meta-train lpo``) and the name of
+    the objective it was meta-trained in (``lpo``, ``lpo_zero``...). ``ConfigError`` also for
+    weights of another algorithm's rule."""
+    weights, spec = _load_learned(meta_dir, "objective_params", "--objective ")
     if algorithm is not None and spec.get("algorithm") != algorithm:
         # Another algorithm's rule may share the shapes but not the meaning (lpo's drift is
         # added to PPO's; ta_lpo's also reads progress), so it is refused, not reinterpreted.
         raise ConfigError(f"--objective {meta_dir} was meta-trained for {spec.get('algorithm')}, not {algorithm}")
-    return jax.tree.map(np.asarray, weights), spec["config"]["objective"]
+    return weights, spec["config"]["objective"]
+
+
+def load_optimizer(meta_dir: str | Path) -> tuple[Any, str]:
+    """The learned optimizer of a meta-training directory (``jaxrl meta-train optimizer``): its
+    weights and its name (``learned_mlp``...), checked against that optimizer's network
+    (``ConfigError`` for weights shaped for another)."""
+    from jaxrl.components.optim import check_optimizer
+
+    weights, spec = _load_learned(meta_dir, "optimizer_params", "--optimizer learned:")
+    name = spec["config"]["optimizer"]
+    try:
+        check_optimizer(name, weights, context=True)
+    except ConfigError as error:
+        raise ConfigError(f"--optimizer learned:{meta_dir}: {error}") from None
+    return weights, name
