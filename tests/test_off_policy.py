@@ -290,8 +290,11 @@ def test_trained_policies_act_in_the_unit_box():
 @pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["sac", "td3", "dsac-t"])
 def test_defaults_learn_pendulum(algorithm):
-    # Random play scores about -1200 on Pendulum-v1; a swung-up pendulum about -150.
-    result = jaxrl.train(algorithm, "Pendulum-v1", num_seeds=2, overrides={"total_steps": 15_000})
+    # Random play scores about -1200 on Pendulum-v1; a swung-up pendulum about -150. At 15k steps
+    # one DSAC-T seed of two had not swung up yet in a fresh CI environment (-152 and -372, mean
+    # -262), where it had before: 15k is the edge of learning, so 20k (sac -120/-148, td3
+    # -123/-177, dsac-t -120/-149 there).
+    result = jaxrl.train(algorithm, "Pendulum-v1", num_seeds=2, overrides={"total_steps": 20_000})
     assert result.final_returns.mean() >= -250, result.final_returns
 
 

@@ -10,7 +10,9 @@ Layout of a meta-training directory::
     checkpoints/<generation>/   # the strategy's state and key (jaxrl.driver.checkpoint)
     objective/<generation>/     # the search distribution's mean: the learned weights
 
-``jaxrl train lpo --objective DIR`` (``load_objective(DIR)``) trains with the learned weights.
+``jaxrl train lpo --objective DIR`` (``load_objective(DIR)``) trains with a learned objective's
+weights, ``jaxrl train ppo --optimizer learned:DIR`` (``load_optimizer(DIR)``) with a learned
+optimizer's (``field="optimizer_params"``: ``jaxrl meta-train optimizer``).
 """
 
 from __future__ import annotations
