@@ -74,3 +74,6 @@ __all__ = [
     "spaces",
     "tile_params",
 ]
+
+# The kit's own grid maze registers itself as "maze" (cheap: no arrays, no matplotlib).
+import envs.maze  # noqa: E402,F401

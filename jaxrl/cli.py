@@ -34,19 +34,8 @@ def key_values(items: Sequence[str] | None, flag: str, *, unique: bool = False) 
     return out
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="jaxrl",
-        description="JAX-native reinforcement learning: whole training runs compiled into one XLA program.",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    train = sub.add_parser("train", help="train an agent on an environment over several seeds", description=(
-        "Train ALGORITHM on --env, all seeds vmapped in one compiled program. Writes config.json, "
-        "metrics.csv and curve.png into --out, and checkpoints of the whole run state into "
-        "--out/checkpoints, from which --resume continues a run that was stopped."
-    ))
-    train.add_argument("algorithm", help="algorithm name (see `jaxrl list`)")
+def add_train_arguments(train: argparse.ArgumentParser) -> None:
+    """The options of `jaxrl train`, which `jaxrl ued` shares."""
     train.add_argument("--env", required=True, help="environment name, e.g. CartPole-v1 or brax/inverted_pendulum")
     train.add_argument("--seeds", type=int, default=1, help="number of seeds, vmapped (default 1)")
     train.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
@@ -76,6 +65,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-compile-cache", action="store_true", help=(
         "do not use JAX's persistent compilation cache (also JAXRL_COMPILATION_CACHE=0)"))
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="jaxrl",
+        description="JAX-native reinforcement learning: whole training runs compiled into one XLA program.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    train = sub.add_parser("train", help="train an agent on an environment over several seeds", description=(
+        "Train ALGORITHM on --env, all seeds vmapped in one compiled program. Writes config.json, "
+        "metrics.csv and curve.png into --out, and checkpoints of the whole run state into "
+        "--out/checkpoints, from which --resume continues a run that was stopped."
+    ))
+    train.add_argument("algorithm", help="algorithm name (see `jaxrl list`)")
+    add_train_arguments(train)
+
     evaluate = sub.add_parser("eval", help="evaluate a trained run's deterministic policies", description=(
         "Run the deterministic (greedy / mean) policy of every seed of RUN_DIR's newest checkpoint for "
         "--episodes episodes, print the mean return with a 95% bootstrap interval and write RUN_DIR/eval.json."
@@ -85,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
     evaluate.add_argument("--max-steps", type=int, default=None, help="stop episodes after this many steps (default 100000)")
     evaluate.add_argument("--render", action="store_true", help="also write RUN_DIR/episode.gif of one episode of seed 0")
+    evaluate.add_argument("--levels", metavar="FILE", default=None, help=(
+        "instead, play every level in FILE once per seed (mazes as text separated by blank lines): solve rate and "
+        "return, with the worst 10%% of levels, written to RUN_DIR/eval_levels.json"))
 
     from jaxrl.sweeps.cli import add_parser as add_sweep_parser
 
@@ -93,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     from jaxrl.meta.cli import add_parser as add_meta_parser
 
     add_meta_parser(sub)
+
+    from jaxrl.curricula.cli import add_parser as add_ued_parser
+
+    add_ued_parser(sub)
 
     sub.add_parser("list", help="list algorithms and environments")
     return parser
@@ -153,14 +165,15 @@ def optimizer_overrides(value: str, overrides: dict[str, Any]) -> dict[str, Any]
     return {"optimizer": value}
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
+def _cmd_train(args: argparse.Namespace, extra_overrides: dict[str, Any] | None = None, after: Any = None) -> int:
+    """`jaxrl train` (and `jaxrl ued`, which adds settings and calls ``after(result, path)``)."""
     from pathlib import Path
 
     from jaxrl.analysis.plotting import summary_line
     from jaxrl.core.contract import ConfigError
     from jaxrl.driver.run import train_run
 
-    overrides: dict[str, Any] = key_values(args.set, "--set")
+    overrides: dict[str, Any] = {**key_values(args.set, "--set"), **(extra_overrides or {})}
     if args.total_steps is not None:
         overrides["total_steps"] = str(args.total_steps)
     # Text: each value is parsed (and checked) by its parameter's type before anything compiles.
@@ -209,6 +222,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         f"{result.algorithm} on {result.env_name}: {summary_line(result.final_returns)} "
         f"({steps:,} steps per seed, {result.wall_time:.1f} s incl. {result.compile_time:.1f} s compile) -> {path}"
     )
+    if after is not None:
+        after(result, path)
     return 0
 
 
@@ -225,6 +240,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.max_steps is not None and args.max_steps < 1:
         raise ConfigError(f"--max-steps must be >= 1, got {args.max_steps}")
     run = load_run(args.run_dir)
+    if args.levels is not None:
+        return _eval_levels(run, args.levels, args.seed)
     if args.render:
         check_renderable(run)  # refuse before evaluating, not after
     report = evaluate_loaded(run, args.episodes, seed=args.seed, max_steps=args.max_steps)
@@ -239,6 +256,23 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.render:
         gif = render_loaded(run, seed=args.seed, max_steps=args.max_steps)
         print(f"one episode of seed 0 -> {gif}")
+    return 0
+
+
+def _eval_levels(run: Any, levels_file: str, seed: int) -> int:
+    """`jaxrl eval RUN --levels FILE`."""
+    import json
+
+    from jaxrl.curricula.cli import read_levels_file
+    from jaxrl.curricula.evaluation import play_levels, summary
+    from jaxrl.driver.rundir import _atomic_write
+
+    levels = read_levels_file(run.train.env, levels_file)
+    report = {"levels_file": str(levels_file), "policy": "deterministic", "eval_seed": seed,
+              **summary(*play_levels(run.train, run.policy_params(), levels, seed=seed))}
+    _atomic_write(run.path / "eval_levels.json", lambda p: p.write_text(json.dumps(report, indent=2) + "\n"))
+    print(f"{run.algorithm.name} on {report['levels']} levels of {levels_file}: solve rate {report['solve_rate']:.2f} "
+          f"(worst 10% {report['solve_rate_cvar10']:.2f}), mean return {report['mean_return']:.3f} -> {run.path / 'eval_levels.json'}")
     return 0
 
 
@@ -265,6 +299,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from jaxrl.meta.cli import run_command as run_meta
 
             return run_meta(args)
+        if args.command == "ued":
+            from jaxrl.curricula.cli import run_command as run_ued
+
+            return run_ued(args)
         return _cmd_train(args)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -20,6 +20,11 @@ EXPECTED = {
         3,  # fitness, drift, the learned optimizer's update
         ["fitness_mean", "mean_member_return"],
     ),
+    "curricula": (
+        ["shortest path (actions):", "dr: trained 2 seeds", "plr: holdout solve rate", "PLR buffer: best scores"],
+        2,  # the holdout mazes, the buffer's best levels
+        ["holdout solve rate", "worst 10%"],
+    ),
     "sweeps": (
         # lr and ent_coef are traced: one program for the whole grid
         ["4 configurations x 2 seeds = 8 runs", "compilations: 1", "best of 4 configurations"],

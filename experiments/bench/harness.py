@@ -76,13 +76,14 @@ def kit(algorithm: str, env: str, total_steps: int, num_seeds: int) -> Candidate
     return Candidate("jaxrl", first.compile_time, num_seeds * int(first.steps[-1]), run)
 
 
-def pure(algorithm: str, env: str, total_steps: int, num_seeds: int) -> Candidate:
+def pure(algorithm: str, env: str, total_steps: int, num_seeds: int, *, overrides: dict | None = None,
+         env_overrides: dict | None = None, name: str = "make_train under jit") -> Candidate:
     """``jaxrl.make_train`` called under an outer ``jax.jit(jax.vmap(...))``: the pure function as a
     user composes it, without the host driver (no chunks, no progress)."""
-    train = jaxrl.make_train(algorithm, env, total_steps=total_steps)
+    train = jaxrl.make_train(algorithm, env, total_steps=total_steps, overrides=overrides, env_overrides=env_overrides)
     keys = jax.random.split(jax.random.key(0), num_seeds)
     program = jax.jit(jax.vmap(lambda key: train(key, train.default_hparams)[1]["final_return"]))
-    return _compiled("make_train under jit", program, keys, lambda finals: finals, num_seeds * train.total_env_steps)
+    return _compiled(name, program, keys, lambda finals: finals, num_seeds * train.total_env_steps)
 
 
 @dataclass

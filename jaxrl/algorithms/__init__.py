@@ -21,3 +21,6 @@ _BUILT_IN = {
 }
 for _name, _module in _BUILT_IN.items():
     register_lazy(_name, f"jaxrl.algorithms.{_module}")
+for _name in ("dr", "plr", "robust-plr", "accel", "sfl"):  # curricula over recurrent PPO
+    register_lazy(_name, "jaxrl.curricula.curriculum")
+register_lazy("paired", "jaxrl.curricula.paired")

@@ -9,6 +9,12 @@ K updates.
 Defaults on discrete environments are the standard configuration (CleanRL / PureJaxRL CartPole):
 4 envs x 128 steps, 4 epochs x 4 minibatches, lr 2.5e-4 annealed, gamma 0.99, lambda 0.95,
 clip 0.2, entropy 0.01, value 0.5, max grad norm 0.5, 500k steps.
+
+Recurrent PPO (``memory="gru"``): actor and critic each get a GRU between torso and head, whose
+state the rollout carries and zeroes at episode ends; learning replays every environment's whole
+rollout through the GRU from the state it started with (minibatches are sets of environments,
+not shuffled transitions), as in recurrent PPO for partially observable environments (e.g. the
+UED maze; Jiang et al., 2021). Its ``act`` takes and returns the memory.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ from flax import struct
 import envs
 from jaxrl.components.losses import normalize, value_loss
 from jaxrl.components.drifts import check_objective_params
-from jaxrl.components.networks import ACTIVATIONS, Actor, Critic, Torso, apply_with_context, torso_kind
+from jaxrl.components.networks import (
+    ACTIVATIONS, Actor, Critic, RecurrentActor, RecurrentCritic, Torso, apply_with_context, torso_kind,
+)
 from jaxrl.components.objectives import PolicyTerms, get_objective
 from jaxrl.components.optim import check_optimizer, is_learned, learning_rate, optimizer
 from jaxrl.components.rollout import EnvCarry, Transition, env_reset, episode_metrics, per_env, rollout
@@ -62,6 +70,8 @@ class PPOConfig:
     objective: str = "clip"
     optimizer: str = "adam"
     targets: str = "gae"
+    memory: str = "none"  # none | gru: a recurrent actor and critic (see the module docstring)
+    memory_size: int = 128
 
 
 @struct.dataclass
@@ -94,6 +104,7 @@ class PPOBatch:
     traj: Transition
     next_value: jax.Array
     key: jax.Array
+    memory: Any = None  # a recurrent agent's memory when the rollout started
 
 
 def build(config: PPOConfig, env: envs.Environment) -> Agent:
@@ -107,14 +118,27 @@ def build(config: PPOConfig, env: envs.Environment) -> Agent:
         kind=torso_kind(obs_shape, config.torso),
         obs_ndim=len(obs_shape),
     )
-    actor = Actor(envs.action_size(action_space), discrete, torso)
     head = value_head(config)
-    critic = Critic(torso, head.num_outputs)
+    recurrent = config.memory == "gru"
+    if recurrent:
+        actor = RecurrentActor(envs.action_size(action_space), discrete, torso, config.memory_size)
+        critic = RecurrentCritic(torso, config.memory_size, head.num_outputs)
+    else:
+        actor = Actor(envs.action_size(action_space), discrete, torso)
+        critic = Critic(torso, head.num_outputs)
     objective = get_objective(config.objective)
     targets_fn = get_targets(config.targets)
 
     def value_fn(params, obs):
         return head.value(critic.apply(params, obs))
+
+    def zero_memory(batch: int) -> jax.Array:
+        return jnp.zeros((batch, config.memory_size), jnp.float32)
+
+    def step_recurrent(net, params, memory, obs):
+        """One step of a recurrent network on a batch [B, ...]: (memory, output)."""
+        memory, out = net.apply(params, memory, obs[None], jnp.zeros((1, obs.shape[0]), bool))
+        return memory, jax.tree.map(lambda x: x[0], out)
 
     # The gamma of the reward normaliser is static (a wrapper setting), not the traced one.
     vec_env = envs.make_vector(
@@ -142,16 +166,32 @@ def build(config: PPOConfig, env: envs.Environment) -> Agent:
     def init(key: jax.Array, hparams: PPOHParams, env_params: Any) -> PPOState:
         key, actor_key, critic_key, env_key = jax.random.split(key, 4)
         dummy = jnp.zeros((1, *obs_shape), jnp.float32)
-        params = {"actor": actor.init(actor_key, dummy), "critic": critic.init(critic_key, dummy)}
+        if recurrent:
+            args = (zero_memory(1), dummy[None], jnp.zeros((1, 1), bool))
+            params = {"actor": actor.init(actor_key, *args), "critic": critic.init(critic_key, *args)}
+        else:
+            params = {"actor": actor.init(actor_key, dummy), "critic": critic.init(critic_key, dummy)}
         opt_state = tx(hparams, Progress(jnp.zeros((), jnp.int32), num_updates)).init(params)
-        return PPOState(params, opt_state, env_reset(vec_env, env_params, env_key), key)
+        env_carry = env_reset(vec_env, env_params, env_key)
+        if recurrent:
+            env_carry = env_carry.replace(memory={"actor": zero_memory(config.num_envs), "critic": zero_memory(config.num_envs)})
+        return PPOState(params, opt_state, env_carry, key)
 
     learned_opt = is_learned(config.optimizer)
 
     def loss_fn(params, batch, hparams: PPOHParams, progress: Progress):
-        obs, actions, old_log_probs, old_values, advantages, targets, old_dist_params = batch
+        if recurrent:  # [envs, T, ...] minibatches of whole rollouts, replayed time-major
+            memory, resets = batch.pop("memory"), batch.pop("resets")
+            batch = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), batch)
+            resets = jnp.swapaxes(resets, 0, 1)
+        obs, actions, old_log_probs, old_values, advantages, targets, old_dist_params = (
+            batch[k] for k in ("obs", "action", "log_prob", "value", "advantage", "target", "dist_params")
+        )
         context = {}
-        if learned_opt:  # the same forward passes, also giving the learned optimizer its context
+        if recurrent:
+            _, dist = actor.apply(params["actor"], memory["actor"], obs, resets)
+            _, critic_out = critic.apply(params["critic"], memory["critic"], obs, resets)
+        elif learned_opt:  # the same forward passes, also giving the learned optimizer its context
             dist, context["actor"] = apply_with_context(actor, params["actor"], obs, config.activation)
             critic_out, context["critic"] = apply_with_context(critic, params["critic"], obs, config.activation)
             context = {name: {net: context[net][name] for net in context} for name in ("dormancy", "layer")}
@@ -189,26 +229,38 @@ def build(config: PPOConfig, env: envs.Environment) -> Agent:
             action, log_prob = dist.sample_and_log_prob(seed=act_key)
             return action, {"log_prob": log_prob, "value": value_fn(state.params["critic"], obs), "dist_params": dist_params(dist)}
 
-        env_carry, traj = rollout(vec_env, policy, state.env, rollout_key, config.num_steps)
-        next_value = value_fn(state.params["critic"], traj.next_obs)
-        return state.replace(env=env_carry, key=key), PPOBatch(traj, next_value, shuffle_key)
+        def recurrent_policy(act_key, obs, memory):
+            actor_memory, dist = step_recurrent(actor, state.params["actor"], memory["actor"], obs)
+            critic_memory, critic_out = step_recurrent(critic, state.params["critic"], memory["critic"], obs)
+            action, log_prob = dist.sample_and_log_prob(seed=act_key)
+            extras = {"log_prob": log_prob, "value": head.value(critic_out), "dist_params": dist_params(dist),
+                      "critic_memory": critic_memory}  # after this step, before an episode-end reset
+            return action, extras, {"actor": actor_memory, "critic": critic_memory}
+
+        env_carry, traj = rollout(vec_env, recurrent_policy if recurrent else policy, state.env, rollout_key, config.num_steps)
+        if recurrent:  # the value of each reached observation, from the memory that saw the step
+            flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
+            _, out = step_recurrent(critic, state.params["critic"], flat(traj.extras.pop("critic_memory")), flat(traj.next_obs))
+            next_value = head.value(out).reshape(traj.reward.shape)
+        else:
+            next_value = value_fn(state.params["critic"], traj.next_obs)
+        return state.replace(env=env_carry, key=key), PPOBatch(traj, next_value, shuffle_key, state.env.memory)
 
     def learn(state: PPOState, hparams: PPOHParams, batch: PPOBatch, step: jax.Array) -> tuple[PPOState, dict[str, Any]]:
         progress = Progress(step, num_updates)
         traj = batch.traj
         advantages, targets = targets_fn(traj, traj.extras["value"], batch.next_value, hparams, progress)
-        flat = jax.tree.map(
-            lambda x: x.reshape((batch_size,) + x.shape[2:]),
-            (
-                traj.obs,
-                traj.action,
-                traj.extras["log_prob"],
-                traj.extras["value"],
-                advantages,
-                targets,
-                traj.extras["dist_params"],
-            ),
-        )
+        data = {
+            "obs": traj.obs, "action": traj.action, "log_prob": traj.extras["log_prob"], "value": traj.extras["value"],
+            "advantage": advantages, "target": targets, "dist_params": traj.extras["dist_params"],
+        }
+        if recurrent:  # environment-major: a minibatch is a set of whole rollouts
+            flat = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), data)
+            # A step starts an episode where the previous one ended; the first starts from ``memory``.
+            flat["resets"] = jnp.swapaxes(jnp.concatenate([jnp.zeros_like(traj.done[:1]), traj.done[:-1]]), 0, 1)
+            flat["memory"] = batch.memory
+        else:
+            flat = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]), data)
         params, opt_state, metrics = minibatch_epochs(
             lambda p, b: loss_fn(p, b, hparams, progress),
             tx(hparams, progress),
@@ -228,13 +280,19 @@ def build(config: PPOConfig, env: envs.Environment) -> Agent:
     def policy_params(state: PPOState) -> dict[str, Any]:
         return {"actor": state.params["actor"], "obs_stats": envs.find_observation_stats(state.env.env_state)}
 
-    def act(policy_params, obs: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:
+    def act(policy_params, obs: jax.Array, key: jax.Array, deterministic: bool = False, memory: Any = None):
+        """The action for ``obs``; a recurrent agent's takes its ``memory`` ([B, memory_size]
+        for obs [B, ...], from ``initial_memory(B)``) and returns ``(action, memory)``."""
         if policy_params["obs_stats"] is not None:
             obs = envs.normalize_observation(policy_params["obs_stats"], obs)
-        dist = actor.apply(policy_params["actor"], obs)
-        if deterministic:
-            return dist.mode()
-        return dist.sample(seed=key)
+        if recurrent:
+            if memory is None:
+                raise ValueError("a recurrent policy's act needs its memory (agent.initial_memory(batch))")
+            memory, dist = step_recurrent(actor, policy_params["actor"], memory, obs)
+        else:
+            dist = actor.apply(policy_params["actor"], obs)
+        action = dist.mode() if deterministic else dist.sample(seed=key)
+        return (action, memory) if recurrent else action
 
     return Agent(
         init=init,
@@ -245,6 +303,7 @@ def build(config: PPOConfig, env: envs.Environment) -> Agent:
         num_updates=num_updates,
         collect=collect,
         learn=learn,
+        initial_memory=zero_memory if recurrent else None,
     )
 
 
@@ -288,6 +347,13 @@ def check(config: PPOConfig, hparams: PPOHParams, discrete: bool) -> None:
     check_objective_params(config.objective, hparams.objective_params)
     get_targets(config.targets)
     check_optimizer(config.optimizer, hparams.optimizer_params, context=True)
+    require(config.memory in ("none", "gru"), f"memory must be none or gru, got {config.memory!r}")
+    if config.memory == "gru":
+        require(config.memory_size >= 1, f"memory_size must be >= 1, got {config.memory_size}")
+        require(config.num_envs % config.num_minibatches == 0,
+                f"a recurrent agent's minibatches are sets of environments: num_minibatches={config.num_minibatches} "
+                f"must divide num_envs={config.num_envs}")
+        require(not is_learned(config.optimizer), "learned optimizers do not support recurrent agents (memory=gru) yet")
     require(len(config.hidden_sizes) >= 1 and min(config.hidden_sizes) >= 1, "hidden_sizes must be positive")
     check_value_head(config, require)
     require(hparams.lr > 0, f"lr must be positive, got {hparams.lr}")

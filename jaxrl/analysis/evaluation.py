@@ -26,6 +26,7 @@ import numpy as np
 
 import envs
 from jaxrl.analysis import stats
+from jaxrl.components.rollout import reset_memory
 from jaxrl.core.contract import ConfigError
 from jaxrl.driver.run import LoadedRun, load_run
 from jaxrl.driver.runner import run_keys
@@ -73,23 +74,40 @@ def load_policy(
     return functools.partial(jitted, params)
 
 
-def episode_program(env: Any, env_params: Any, act: Act, num_episodes: int, max_steps: int) -> Callable:
+def episode_program(env: Any, env_params: Any, act: Act, num_episodes: int, max_steps: int,
+                    initial_memory: Callable | None = None, levels: Any = None) -> Callable:
     """``program(params, keys) -> (returns, lengths, finished)``, each ``[runs, num_episodes]``:
     one episode per env copy for each run (leading axis of ``params`` and ``keys``), stepped until
-    all have ended or ``max_steps`` steps (an unfinished episode reports its partial return)."""
-    one_run = episodes(env, act, num_episodes, max_steps)
-    return jax.jit(jax.vmap(lambda params, key: one_run(params, key, env_params)))
+    all have ended or ``max_steps`` steps (an unfinished episode reports its partial return).
+    ``levels`` (leaves [num_episodes, ...]): episode i is played on level i."""
+    one_run = episodes(env, act, num_episodes, max_steps, initial_memory)
+    return jax.jit(jax.vmap(lambda params, key: one_run(params, key, env_params, levels)))
 
 
-def episodes(env: Any, act: Act, num_episodes: int, max_steps: int) -> Callable:
-    """``episodes(params, key, env_params) -> (returns, lengths, finished)`` [num_episodes] of one
-    policy, pure (a meta-learner's greedy-evaluation fitness calls it inside its program)."""
+def recurrent_act(train: Any, deterministic: bool = True) -> tuple[Callable, Callable | None]:
+    """``(act, initial_memory)`` for ``episodes`` from a ``Train``: ``act(params, obs, key)``, or
+    for a recurrent agent ``act(params, obs, key, memory) -> (action, memory)``."""
+    if train.initial_memory is None:
+        return (lambda p, obs, key: train.act(p, obs, key, deterministic)), None
+    return (lambda p, obs, key, memory: train.act(p, obs, key, deterministic, memory)), train.initial_memory
+
+
+def episodes(env: Any, act: Act, num_episodes: int, max_steps: int, initial_memory: Callable | None = None) -> Callable:
+    """``episodes(params, key, env_params, levels=None) -> (returns, lengths, finished)``
+    [num_episodes] of one policy, pure (a meta-learner's greedy-evaluation fitness calls it inside
+    its program). With ``initial_memory`` the policy is recurrent: ``act(params, obs, key, memory)
+    -> (action, memory)``, its memory zeroed when an episode ends. With ``levels`` (leaves
+    [num_episodes, ...]) every episode starts with ``reset_to_level`` on its own level."""
     vec_env = envs.make_vector(env, num_episodes)
 
-    def one_run(params: Any, key: jax.Array, env_params: Any):
+    def one_run(params: Any, key: jax.Array, env_params: Any, levels: Any = None):
         env_params = envs.tile_params(env_params, num_episodes)
         reset_key, key = jax.random.split(key)
-        obs, env_state = vec_env.reset(reset_key, env_params)
+        if levels is None:
+            obs, env_state = vec_env.reset(reset_key, env_params)
+        else:
+            obs, env_state = vec_env.reset_to_level(reset_key, levels, env_params)
+        memory = None if initial_memory is None else initial_memory(num_episodes)
         zeros = jnp.zeros(num_episodes, jnp.float32)
         lengths = jnp.zeros(num_episodes, jnp.int32)
         finished = jnp.zeros(num_episodes, bool)
@@ -99,18 +117,23 @@ def episodes(env: Any, act: Act, num_episodes: int, max_steps: int) -> Callable:
             return (~finished.all()) & (t < max_steps)
 
         def step(carry):
-            obs, env_state, key, partial, returns, lengths, finished, t = carry
+            (obs, memory), env_state, key, partial, returns, lengths, finished, t = carry
             key, act_key, env_key = jax.random.split(key, 3)
-            action = act(params, obs, act_key)
+            if initial_memory is None:
+                action = act(params, obs, act_key)
+            else:
+                action, memory = act(params, obs, act_key, memory)
             obs, env_state, reward, terminated, truncated, _ = vec_env.step(env_key, env_state, action, env_params)
+            if initial_memory is not None:
+                memory = reset_memory(memory, terminated | truncated)
             # Auto-reset starts new episodes in finished copies; only each copy's first counts.
             partial = partial + jnp.where(finished, 0.0, reward)
             ended = (terminated | truncated) & ~finished
             returns = jnp.where(ended, partial, returns)
             lengths = jnp.where(ended, t + 1, lengths)
-            return obs, env_state, key, partial, returns, lengths, finished | ended, t + 1
+            return (obs, memory), env_state, key, partial, returns, lengths, finished | ended, t + 1
 
-        carry = (obs, env_state, key, zeros, zeros, lengths, finished, jnp.asarray(0, jnp.int32))
+        carry = ((obs, memory), env_state, key, zeros, zeros, lengths, finished, jnp.asarray(0, jnp.int32))
         _, _, _, partial, returns, lengths, finished, t = jax.lax.while_loop(running, step, carry)
         return jnp.where(finished, returns, partial), jnp.where(finished, lengths, t), finished
 
@@ -178,8 +201,8 @@ def evaluate_loaded(run: LoadedRun, episodes: int = 100, *, seed: int = 0, max_s
     max_steps = DEFAULT_MAX_STEPS if max_steps is None else max_steps
     if max_steps < 1:
         raise ConfigError(f"max_steps must be >= 1, got {max_steps}")
-    agent_act = run.train.act
-    program = episode_program(run.train.env, run.train.default_env_params, lambda p, obs, key: agent_act(p, obs, key, True), episodes, max_steps)
+    act, initial_memory = recurrent_act(run.train)
+    program = episode_program(run.train.env, run.train.default_env_params, act, episodes, max_steps, initial_memory)
     returns, lengths, finished = jax.device_get(program(run.policy_params(), eval_keys(seed, len(run.seeds))))
     return EvalReport(
         algorithm=run.algorithm.name,

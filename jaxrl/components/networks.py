@@ -198,3 +198,62 @@ class DeterministicActor(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         return jnp.tanh(_dense(self.action_dim, 0.01)(self.torso(obs)))
+
+
+# --------------------------------------------------------------------------------------------
+# Recurrent policies and critics (recurrent PPO): a torso, then a GRU whose hidden state the
+# rollout carries, then the head. They run on sequences, time leading: ``obs`` [T, B, ...] and
+# ``resets`` [T, B] (True where a new episode starts, so the state is zeroed before that step),
+# from ``memory`` [B, memory_size]; one step of acting is T = 1.
+
+
+class GRUCore(nn.Module):
+    """A GRU (Cho et al., 2014) scanned over time, its state zeroed where ``resets`` is True."""
+
+    size: int
+
+    @nn.compact
+    def __call__(self, memory: jax.Array, features: jax.Array, resets: jax.Array) -> tuple[jax.Array, jax.Array]:
+        def step(cell, h, inputs):
+            x, reset = inputs
+            h = jnp.where(reset[..., None], jnp.zeros_like(h), h)
+            return cell(h, x)
+
+        cell = nn.GRUCell(self.size, name="gru")
+        if features.shape[0] == 1:  # one step (acting): no loop around it; the same parameters
+            memory, out = step(cell, memory, (features[0], resets[0]))
+            return memory, out[None]
+        scan = nn.scan(step, variable_broadcast="params", split_rngs={"params": False})
+        return scan(cell, memory, (features, resets))
+
+
+class RecurrentActor(nn.Module):
+    """``Actor`` with a GRU between torso and head: ``(memory, obs, resets) -> (memory, dist)``."""
+
+    action_dim: int
+    discrete: bool
+    torso: Torso
+    memory_size: int = 128
+
+    @nn.compact
+    def __call__(self, memory, obs, resets):
+        memory, x = GRUCore(self.memory_size)(memory, self.torso(obs), resets)
+        out = _dense(self.action_dim, 0.01)(x)
+        if self.discrete:
+            return memory, distrax.Categorical(logits=out)
+        log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
+        return memory, distrax.MultivariateNormalDiag(out, jnp.exp(log_std))
+
+
+class RecurrentCritic(nn.Module):
+    """``Critic`` with a GRU between torso and head: ``(memory, obs, resets) -> (memory, out)``."""
+
+    torso: Torso
+    memory_size: int = 128
+    num_outputs: int = 1
+
+    @nn.compact
+    def __call__(self, memory, obs, resets):
+        memory, x = GRUCore(self.memory_size)(memory, self.torso(obs), resets)
+        out = _dense(self.num_outputs, 1.0)(x)
+        return memory, (out.squeeze(-1) if self.num_outputs == 1 else out)

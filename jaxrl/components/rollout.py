@@ -11,18 +11,22 @@ from flax import struct
 import envs
 
 # policy(key, obs) -> (action, extras); extras is a dict of per-step arrays the agent wants kept
-# (log-probabilities, values, ...).
-Policy = Callable[[jax.Array, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
+# (log-probabilities, values, ...). A recurrent agent's policy also takes and returns its memory:
+# policy(key, obs, memory) -> (action, extras, memory).
+Policy = Callable[..., tuple]
 
 
 @struct.dataclass
 class EnvCarry:
     """What a rollout threads from one step to the next: the environments' state, their latest
-    observation and their parameters (one set per copy; a run may change them between updates)."""
+    observation and their parameters (one set per copy; a run may change them between updates),
+    and a recurrent agent's memory (leaves [num_envs, ...]; ``None`` for feed-forward agents),
+    zeroed in every copy whose episode ended."""
 
     env_state: Any
     obs: jax.Array
     params: Any
+    memory: Any = None
 
 
 @struct.dataclass
@@ -53,14 +57,33 @@ def env_reset(env: envs.VectorEnv, params: Any, key: jax.Array) -> EnvCarry:
     return EnvCarry(env_state, obs, params)
 
 
+def reset_memory(memory: Any, done: jax.Array) -> Any:
+    """``memory`` (leaves [num_envs, ...]) zeroed where ``done`` [num_envs]."""
+    return jax.tree.map(lambda m: jnp.where(done.reshape(done.shape + (1,) * (m.ndim - 1)), jnp.zeros_like(m), m), memory)
+
+
+def restart_on_levels(env: envs.VectorEnv, carry: EnvCarry, key: jax.Array, levels: Any) -> EnvCarry:
+    """Every copy restarted on its own level (leaves [num_envs, ...]) with ``reset_to_level``,
+    its memory zeroed: what a curriculum does at the start of an update."""
+    obs, env_state = env.reset_to_level(key, levels, carry.params)
+    memory = jax.tree.map(jnp.zeros_like, carry.memory)
+    return EnvCarry(env_state, obs, carry.params, memory)
+
+
 def rollout(env, policy: Policy, carry: EnvCarry, key: jax.Array, num_steps: int) -> tuple[EnvCarry, Transition]:
     """Steps ``env`` ``num_steps`` times with the parameters in ``carry``. ``key`` is consumed:
-    each step splits off one key for the policy and one for the environment."""
+    each step splits off one key for the policy and one for the environment. With a memory in
+    ``carry`` the policy is recurrent (see ``Policy``) and the memory of a copy whose episode
+    ended is zeroed before the next episode's first step."""
+    recurrent = carry.memory is not None
 
     def step(carry_and_key, _):
         carry, key = carry_and_key
         key, act_key, env_key = jax.random.split(key, 3)
-        action, extras = policy(act_key, carry.obs)
+        if recurrent:
+            action, extras, memory = policy(act_key, carry.obs, carry.memory)
+        else:
+            (action, extras), memory = policy(act_key, carry.obs), None
         obs, env_state, reward, terminated, truncated, info = env.step(env_key, carry.env_state, action, carry.params)
         transition = Transition(
             obs=carry.obs,
@@ -74,7 +97,9 @@ def rollout(env, policy: Policy, carry: EnvCarry, key: jax.Array, num_steps: int
             episode_return=info["episode_return"],
             episode_length=info["episode_length"],
         )
-        return (EnvCarry(env_state, obs, carry.params), key), transition
+        if recurrent:
+            memory = reset_memory(memory, terminated | truncated)
+        return (EnvCarry(env_state, obs, carry.params, memory), key), transition
 
     (carry, _), transitions = jax.lax.scan(step, (carry, key), None, length=num_steps)
     return carry, transitions

@@ -15,6 +15,7 @@ An algorithm is
       collect(state, hparams, step) -> (state, batch)   # its first half: experience
       learn(state, hparams, batch, step) -> (state, metrics)  # its second half
       act(policy_params, obs, key, deterministic) -> action
+                                                        # recurrent: (..., memory) -> (action, memory)
       policy_params(state) -> what ``act`` needs (weights and observation-normaliser statistics)
 
   ``step`` is the runner's update index, an unbatched int32 scalar shared by every vmapped run, so
@@ -87,6 +88,9 @@ class Agent:
     num_updates: int  # updates in a run of ``config.total_steps``
     collect: Callable[[Any, Any, jax.Array], tuple[Any, Any]]
     learn: Callable[[Any, Any, Any, jax.Array], tuple[Any, dict[str, Any]]]
+    # A recurrent agent's: initial_memory(batch) -> its policy's memory for ``batch`` observations;
+    # its act is then act(policy_params, obs, key, deterministic, memory) -> (action, memory).
+    initial_memory: Callable[[int], Any] | None = None
 
 
 def compose(collect: Callable, learn: Callable) -> Callable:

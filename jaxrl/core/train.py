@@ -37,7 +37,9 @@ from jaxrl.core.environments import make_env
 from jaxrl.components.optim import default_optimizer_params
 
 # Metrics an agent reports as sums over episodes that ended; a window divides them by its episode
-# count. Every other scalar metric is averaged over the window's updates.
+# count. A metric reported as ``X_sum`` with ``X_count`` (an occasional one, e.g. a periodic
+# evaluation) becomes X = sum / count, NaN in a window without any. Every other scalar metric is
+# averaged over the window's updates.
 EPISODE_SUMS = {"episode_return_sum": "episode_return", "episode_length_sum": "episode_length"}
 
 _TRACES = {"count": 0}
@@ -77,10 +79,16 @@ def _reduce_window(metrics: dict[str, jax.Array], num_active: jax.Array) -> dict
     count = sums.get("episode_count")
     row = {}
     for name, total in sums.items():
+        base = name[: -len("_sum")]
         if name in EPISODE_SUMS:
             row[EPISODE_SUMS[name]] = jnp.where(count > 0, total / jnp.maximum(count, 1.0), jnp.nan)
+        elif name.endswith("_sum") and f"{base}_count" in sums:  # an occasional metric: NaN where absent
+            events = sums[f"{base}_count"]
+            row[base] = jnp.where(events > 0, total / jnp.maximum(events, 1.0), jnp.nan)
         elif name == "episode_count":
             row[name] = total
+        elif name.endswith("_count") and f"{name[: -len('_count')]}_sum" in sums:
+            continue
         else:
             row[name] = total / jnp.maximum(num_active, 1)
     return row
@@ -208,8 +216,17 @@ class Train:
         """What ``act`` needs from a run state: weights and observation-normaliser statistics."""
         return self.agent.policy_params(state)
 
-    def act(self, policy_params: Any, obs: jax.Array, key: jax.Array, deterministic: bool = False) -> jax.Array:
-        return self.agent.act(policy_params, obs, key, deterministic)
+    def act(self, policy_params: Any, obs: jax.Array, key: jax.Array, deterministic: bool = False, memory: Any = None):
+        """The action; a recurrent agent's (``initial_memory`` not None) takes and returns its
+        memory: ``act(..., memory=m) -> (action, memory)``."""
+        if self.agent.initial_memory is None:
+            return self.agent.act(policy_params, obs, key, deterministic)
+        return self.agent.act(policy_params, obs, key, deterministic, memory)
+
+    @property
+    def initial_memory(self):
+        """``initial_memory(batch)`` for a recurrent agent, None for a feed-forward one."""
+        return self.agent.initial_memory
 
 
 def resolve(

@@ -49,7 +49,8 @@ def state_axes(state: Any) -> Any:
     bit what it computes alone."""
     def axes(node):
         if isinstance(node, EnvCarry):
-            return EnvCarry(jax.tree.map(lambda _: 0, node.env_state), jax.tree.map(lambda _: 0, node.obs), jax.tree.map(lambda _: None, node.params))
+            return EnvCarry(jax.tree.map(lambda _: 0, node.env_state), jax.tree.map(lambda _: 0, node.obs), jax.tree.map(lambda _: None, node.params),
+                            jax.tree.map(lambda _: 0, node.memory))
         return jax.tree.map(lambda _: 0, node)
 
     return jax.tree.map(axes, state, is_leaf=lambda node: isinstance(node, EnvCarry))

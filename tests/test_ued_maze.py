@@ -1,0 +1,108 @@
+"""Curricula on the maze through the command line: ACCEL runs vmapped, resumes exactly, keeps
+its mutated levels valid and writes its evaluation and pictures; ``--levels FILE`` trains on a
+fixed set and ``jaxrl eval RUN --levels FILE`` evaluates on one; bad level files are one line and
+exit 2 and destroy nothing."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxrl
+from envs.maze import holdout_texts, is_valid_level, levels_from_text
+from jaxrl.cli import main
+from jaxrl.driver.run import load_run
+
+TINY = ["--set", "num_envs=4", "--set", "num_steps=32", "--set", "buffer_size=8", "--set", "memory_size=8",
+        "--set", "hidden_sizes=16", "--set", "num_minibatches=2", "--set", "replay_prob=0.5", "--set", "update_epochs=1"]
+TINY_OVERRIDES = {"num_envs": 4, "num_steps": 32, "buffer_size": 8, "memory_size": 8, "hidden_sizes": "16",
+                  "num_minibatches": 2, "replay_prob": 0.5, "update_epochs": 1}
+
+
+def _same(a, b):
+    return all(bool(jnp.array_equal(x, y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_accel_on_the_maze_resumes_exactly_keeps_levels_valid_and_reports(tmp_path):
+    out = tmp_path / "accel"
+    argv = ["ued", "accel", "--env", "maze", "--env-set", "n_walls=40", "--seeds", "2", "--total-steps", str(4 * 32 * 12), "--set", "eval_every=4",
+            "--log-every", "1", "--checkpoint-every", str(4 * 32 * 6), "--eval-levels", "8", "--quiet", "--out", str(out), *TINY]
+    assert main(argv) == 0
+    full = load_run(out)
+    middle = load_run(out, step=4 * 32 * 6)
+    resumed = jaxrl.train("accel", "maze", num_seeds=2, overrides={**TINY_OVERRIDES, "total_steps": 4 * 32 * 12, "eval_every": 4},
+                          env_overrides={"n_walls": "40"}, state=middle.state, start_window=middle.metadata["windows_done"], log_every=1)
+    assert _same(resumed.state, full.state)
+    buffer = full.state.buffer
+    assert bool(buffer.filled.all())
+    assert bool(jax.vmap(jax.vmap(is_valid_level))(buffer.levels).all())  # mutated children included
+    report = json.loads((out / "ued_eval.json").read_text())
+    assert set(report["holdout"]["per_level"]) == set(holdout_texts())
+    assert report["random_solvable"]["levels"] == 8
+    assert 0.0 <= report["holdout"]["solve_rate"] <= 1.0 and len(report["holdout"]["per_level"]["Labyrinth"]["per_seed_return"]) == 2
+    assert (out / "buffer_levels.png").stat().st_size > 0 and (out / "episode.gif").stat().st_size > 0
+    # the holdout evaluation logged during training: every 4th update, NaN in the windows between
+    import pandas as pd
+
+    rate = pd.read_csv(out / "metrics.csv").pivot(index="seed", columns="step", values="holdout_solve_rate").to_numpy()
+    assert np.isfinite(rate[:, ::4]).all() and np.isnan(rate[:, 1::4]).all() and ((rate[:, ::4] >= 0) & (rate[:, ::4] <= 1)).all()
+
+
+def test_training_on_a_levels_file_plays_only_those_levels(tmp_path):
+    texts = holdout_texts()
+    chosen = [texts["SixteenRooms"], texts["Labyrinth"]]
+    path = tmp_path / "levels.txt"
+    path.write_text("\n\n".join(chosen) + "\n")
+    out = tmp_path / "fixed"
+    assert main(["ued", "dr", "--env", "maze", "--levels", str(path), "--total-steps", str(4 * 32 * 3), "--eval-levels", "0",
+                 "--quiet", "--out", str(out), *TINY]) == 0
+    run = load_run(out)
+    fixed = levels_from_text(run.train.config.train_levels)
+    playing = run.state.agent.env.env_state.env_state.level  # [seeds, envs, ...]
+    walls = np.asarray(playing.wall_map).reshape(-1, 13 * 13)
+    allowed = np.asarray(fixed.wall_map).reshape(2, 13 * 13)
+    assert all(any((w == a).all() for a in allowed) for w in walls)
+    # evaluation on a file: one episode per level per seed
+    assert main(["eval", str(out), "--levels", str(path)]) == 0
+    report = json.loads((out / "eval_levels.json").read_text())
+    assert report["levels"] == 2 and len(report["per_seed_solve_rate"]) == 1
+
+
+@pytest.mark.parametrize("content, message", [
+    ("#" * 13 + "\n", "rows"),  # wrong size
+    ("\n".join(["." * 13] * 13), "goal"),  # no goal, no agent
+    (None, "unsolvable"),
+    ("X" * 13 + "\n" + "\n".join(["." * 13] * 12), "character"),
+])
+def test_bad_levels_files_are_one_line_and_exit_2(tmp_path, capsys, content, message):
+    if content is None:  # the goal walled in
+        rows = [list("." * 13) for _ in range(13)]
+        rows[0][0], rows[12][12] = ">", "G"
+        rows[11][12], rows[12][11], rows[11][11] = "#", "#", "#"
+        content = "\n".join("".join(r) for r in rows)
+    path = tmp_path / "bad.txt"
+    path.write_text(content)
+    out = tmp_path / "r"
+    assert main(["ued", "dr", "--env", "maze", "--levels", str(path), "--quiet", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not out.exists()
+    assert main(["ued", "dr", "--env", "maze", "--levels", str(tmp_path / "missing.txt"), "--quiet", "--out", str(out)]) == 2
+    assert "missing.txt" in capsys.readouterr().err
+
+
+def test_paired_runs_vmapped_and_resumes_exactly(tmp_path):
+    overrides = {**TINY_OVERRIDES, "num_steps": 64, "paired_walls": 10, "total_steps": (2 * 4 * 64 + 4 * 12) * 6}
+    steps = 2 * 4 * 64 + 4 * 12  # both students' steps and the teacher's
+    full = jaxrl.train_run("paired", "maze", tmp_path / "run", overrides=overrides, num_seeds=2, checkpoint_every=3 * steps, log_every=1)
+    assert full.train.steps_per_update == steps
+    middle = load_run(tmp_path / "run", step=3 * steps)
+    resumed = jaxrl.train("paired", "maze", num_seeds=2, overrides=overrides, state=middle.state,
+                          start_window=middle.metadata["windows_done"], log_every=1)
+    assert _same(resumed.state, full.state)
+    levels = full.state.parents  # the teacher's last levels: valid, with at most paired_walls walls
+    assert bool(jax.vmap(jax.vmap(is_valid_level))(levels).all())
+    assert (np.asarray(levels.wall_map).sum(axis=(2, 3)) <= 10).all()
+    assert np.isfinite(full.metrics["regret"]).all()
