@@ -187,9 +187,10 @@ def build(config: CurriculumConfig, env: envs.Environment) -> Agent:
         if not hasattr(base, "holdout_levels"):
             raise ConfigError(f"eval_every needs holdout levels, and {base.name} has none")
         from jaxrl.analysis.evaluation import episodes
+        from jaxrl.curricula.evaluation import stack
 
         named = base.holdout_levels()
-        holdouts = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *named.values())
+        holdouts = stack(list(named.values()))
         horizon = int(base.default_params.max_steps_in_episode)
         play = episodes(base, lambda p, obs, k, m: inner.act(p, obs, k, True, m), len(named), horizon, inner.initial_memory)
 
