@@ -35,6 +35,14 @@ class LevelState:
     level: Any
 
 
+def stack_levels(levels: Any) -> Any:
+    """One level pytree whose leaves have a leading axis of ``len(levels)`` (a batch of levels,
+    as ``reset_to_level`` on a ``VectorEnv`` and the curricula's buffers take)."""
+    if not levels:
+        raise ValueError("stack_levels needs at least one level")
+    return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *levels)
+
+
 def _where(condition: jax.Array, new: Any, old: Any) -> Any:
     return jax.tree.map(lambda a, b: jnp.where(condition, a, b), new, old)
 

@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from envs.levels import stack_levels as stack
+
 DEFAULT_SIZE = 13
 
 # (drow, dcol) of each direction: east, south, west, north (index = agent_dir).
@@ -93,9 +95,7 @@ def is_valid_level(level: Level) -> jax.Array:
 def stack_levels(levels: Sequence[Level]) -> Level:
     """One ``Level`` whose leaves have a leading axis of ``len(levels)`` (what ``vmap``,
     ``reset_to_level`` over a batch and the curricula's level buffers take)."""
-    if not levels:
-        raise ValueError("stack_levels needs at least one level")
-    return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *levels)
+    return stack(levels)
 
 
 def unstack_levels(levels: Level) -> list[Level]:

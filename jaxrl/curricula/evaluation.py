@@ -9,15 +9,11 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from envs.levels import stack_levels as stack
 from jaxrl.analysis.evaluation import episode_program, eval_keys, recurrent_act
 from jaxrl.core.contract import ConfigError
-
-
-def stack(levels: list[Any]) -> Any:
-    return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *levels)
 
 
 def play_levels(train: Any, policy_params: Any, levels: Any, *, seed: int = 0, max_steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,6 @@ built; every step is counted (both students' and the teacher's).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import jax
 import jax.numpy as jnp
