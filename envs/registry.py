@@ -1,5 +1,6 @@
 """``envs.make(name, **overrides)``: one registry for gymnax's environments, brax's (as
-``brax/<name>``) and the kit's own."""
+``brax/<name>``), the suites behind optional extras (``craftax/<name>``, ``xminigrid/<name>``,
+``navix/<name>``, ``jumanji/<name>``: ``envs.suites``) and the kit's own."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from envs import suites
 from envs.core import Environment, gymnax_names
 
 BRAX_ENVS = (
@@ -31,7 +33,8 @@ _CUSTOM: dict[str, Callable[..., tuple[Environment, Any]]] = {}
 
 
 class UnknownEnvironmentError(ValueError):
-    """An environment name the registry does not know."""
+    """An environment name the registry does not know, or one of a suite whose optional extra
+    is not installed (the message names the extra)."""
 
 
 class InvalidEnvSetting(ValueError):
@@ -44,8 +47,20 @@ def register(name: str, factory: Callable[..., tuple[Environment, Any]]) -> None
 
 
 def list_envs() -> list[str]:
-    """Every name ``make`` accepts."""
-    return gymnax_names() + [f"brax/{n}" for n in BRAX_ENVS] + sorted(_CUSTOM)
+    """Every name ``make`` accepts, the suites' included whether or not their extras are
+    installed (``envs.suites.installed`` tells)."""
+    suite_names = [f"{s.prefix}/{n}" for s in suites.SUITES.values() for n in suites.names(s)]
+    return gymnax_names() + [f"brax/{n}" for n in BRAX_ENVS] + suite_names + sorted(_CUSTOM)
+
+
+def _suite_adapter(name: str):
+    """The adapter module and inner name of a suite environment; ``UnknownEnvironmentError``
+    for a name the suite lacks or a suite that is not installed."""
+    suite = suites.suite_of(name)
+    try:
+        return suites.adapter(suite), suites.inner_name(name, suite)
+    except suites.MissingExtraError as error:
+        raise UnknownEnvironmentError(f"{name}: {error}") from None
 
 
 def check_param_value(env_name: str, field: str, value: Any, default: Any) -> Any:
@@ -106,6 +121,9 @@ def option_defaults(name: str) -> dict[str, Any] | None:
     name the registry does not know. Builds nothing expensive (brax's systems are not loaded)."""
     if name in _CUSTOM:
         return None
+    if suites.suite_of(name) is not None:
+        module, inner = _suite_adapter(name)
+        return module.option_defaults(inner)
     if name.startswith("brax/") and name[5:] in BRAX_ENVS:
         return {"backend": "positional", "episode_length": 1000, "max_steps_in_episode": 1000}
     if name in gymnax_names():
@@ -123,14 +141,20 @@ def make(name: str, **overrides: Any) -> tuple[Environment, Any]:
 
     Gymnax names take overrides of their ``EnvParams`` fields (e.g. ``max_steps_in_episode``),
     each of the field's kind; ``brax/<name>`` takes ``backend`` (one of generalized, positional,
-    spring, mjx) and ``episode_length`` (alias ``max_steps_in_episode``). A name or value that
-    does not fit raises ``InvalidEnvSetting``.
+    spring, mjx) and ``episode_length`` (alias ``max_steps_in_episode``). Craftax takes
+    overrides of its ``EnvParams``; xminigrid, navix and jumanji take their constructors'
+    options (``max_steps``, ``time_limit``...). A name or value that does not fit raises
+    ``InvalidEnvSetting``; a suite whose extra is missing, ``UnknownEnvironmentError``.
 
     >>> env, params = make("CartPole-v1")
     >>> env, params = make("brax/inverted_pendulum", backend="spring", episode_length=500)
+    >>> env, params = make("navix/Navix-Empty-5x5-v0", max_steps=50)  # needs the navix extra
     """
     if name in _CUSTOM:
         return _CUSTOM[name](**overrides)
+    if suites.suite_of(name) is not None:
+        module, inner = _suite_adapter(name)
+        return module.make(inner, overrides)
     if name.startswith("brax/") and name[5:] in BRAX_ENVS:
         return _make_brax(name, overrides)
     option_defaults(name)  # unknown names raise here, with suggestions

@@ -1,0 +1,153 @@
+"""PPO and PQN with the kit's defaults on one environment of each JAX suite, at a CPU budget:
+each (environment, algorithm) trained for ``--seeds`` seeds vmapped in one program
+(``jaxrl.make_train``), then its final policies played greedily for ``--episodes`` episodes each
+(on Craftax the episode's achievements are read from craftax's ``info`` where it ends). Writes
+``results.csv`` (per run and seed: final training return, greedy return, Craftax achievements),
+``curves.csv``, ``curves.png`` and ``summary.md`` next to this file.
+
+    python experiments/suites/run.py --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import jaxrl
+
+import jax
+import jax.numpy as jnp
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+import envs  # noqa: E402
+
+HERE = Path(__file__).parent
+# environment: env steps per seed (craftax steps ~15x slower: its world generation runs at
+# every step of every copy, in its own auto-reset and in ours)
+BUDGETS = {
+    "craftax/Craftax-Classic-Symbolic-v1": 100_000,
+    "xminigrid/MiniGrid-DoorKey-5x5": 500_000,
+    "navix/Navix-DoorKey-5x5-v0": 500_000,
+    "jumanji/Snake-v1": 500_000,
+}
+
+
+def greedy_episodes(train, env, params, policy_params, key, num_episodes: int, max_steps: int):
+    """Per episode: return, finished, and (Craftax) the number of achievements unlocked."""
+    vec = envs.VectorEnv(envs.EpisodeStatistics(env), num_episodes)
+    tiled = envs.tile_params(params, num_episodes)
+
+    def run(key):
+        reset_key, key = jax.random.split(key)
+        obs, state = vec.reset(reset_key, tiled)
+        zeros = jnp.zeros(num_episodes)
+        carry = (obs, state, key, zeros, zeros, jnp.zeros(num_episodes, bool))
+
+        def step(carry, _):
+            obs, state, key, returns, achievements, finished = carry
+            key, act_key, env_key = jax.random.split(key, 3)
+            action = train.act(policy_params, obs, act_key, True)
+            obs, state, _, _, _, info = vec.step(env_key, state, action, tiled)
+            ended = info["episode_done"] & ~finished
+            unlocked = sum((v > 0).astype(jnp.float32) for k, v in info.items() if k.startswith("Achievements/"))
+            returns = jnp.where(ended, info["episode_return"], returns)
+            achievements = jnp.where(ended, unlocked, achievements) if isinstance(unlocked, jax.Array) else achievements
+            return (obs, state, key, returns, achievements, finished | ended), None
+
+        carry, _ = jax.lax.scan(step, carry, None, length=max_steps)
+        return carry[3], carry[5], carry[4]
+
+    return jax.jit(run)(key)
+
+
+def run_one(name: str, algorithm: str, steps: int, seeds: int, episodes: int) -> tuple[list[dict], pd.DataFrame, float]:
+    start = time.perf_counter()
+    train = jaxrl.make_train(algorithm, name, total_steps=steps)
+    keys = jax.random.split(jax.random.key(0), seeds)
+    state, metrics = jax.block_until_ready(jax.jit(jax.vmap(train, in_axes=(0, None)))(keys, train.default_hparams))
+    env, params = envs.make(name)
+    rows = []
+    horizon = 2000 if name.startswith("craftax/") else int(params.max_steps_in_episode if hasattr(params, "max_steps_in_episode") else params.max_steps)
+    for seed in range(seeds):
+        policy = train.policy_params(jax.tree.map(lambda x: x[seed], state))
+        returns, finished, achievements = greedy_episodes(train, env, params, policy, jax.random.key(100 + seed), episodes, horizon)
+        finished = np.asarray(finished)
+        rows.append({
+            "env": name, "algorithm": algorithm, "seed": seed, "steps": steps,
+            "final_train_return": float(metrics["final_return"][seed]),
+            "greedy_return": float(np.asarray(returns)[finished].mean()) if finished.any() else float("nan"),
+            "greedy_finished": int(finished.sum()),
+            "achievements": float(np.asarray(achievements)[finished].mean()) if name.startswith("craftax/") and finished.any() else float("nan"),
+        })
+    curve = pd.DataFrame(np.asarray(metrics["episode_return"]).T, columns=[f"seed{s}" for s in range(seeds)])
+    curve.insert(0, "step", train.log_steps())
+    curve.insert(0, "algorithm", algorithm)
+    curve.insert(0, "env", name)
+    return rows, curve, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--episodes", type=int, default=16)
+    parser.add_argument("--algorithms", default="ppo,pqn")
+    parser.add_argument("--envs", default=",".join(BUDGETS))
+    parser.add_argument("--scale", type=float, default=1.0, help="multiplies every budget (a smoke test: 0.05)")
+    args = parser.parse_args()
+    rows, curves, seconds = [], [], {}
+    for name in args.envs.split(","):
+        for algorithm in args.algorithms.split(","):
+            steps = int(BUDGETS[name] * args.scale)
+            got, curve, took = run_one(name, algorithm, steps, args.seeds, args.episodes)
+            rows += got
+            curves.append(curve)
+            seconds[(name, algorithm)] = took
+            print(f"{name} {algorithm}: {steps} steps x {args.seeds} seeds in {took:.0f} s; final train returns "
+                  f"{[round(r['final_train_return'], 3) for r in got]}", flush=True)
+    results = pd.DataFrame(rows)
+    results.to_csv(HERE / "results.csv", index=False)
+    pd.concat(curves).to_csv(HERE / "curves.csv", index=False)
+    write_summary(results, seconds, args)
+    plot(pd.concat(curves))
+
+
+def write_summary(results: pd.DataFrame, seconds: dict, args) -> None:
+    lines = [f"Seeds: {args.seeds}; greedy evaluation: {args.episodes} episodes per seed. Mean ± std over seeds.", "",
+             "| environment | algorithm | steps per seed | final training return | greedy return | Craftax achievements | wall time (s) |",
+             "|---|---|---|---|---|---|---|"]
+    for (name, algorithm), group in results.groupby(["env", "algorithm"], sort=False):
+        def cell(column):
+            values = group[column].to_numpy(float)
+            return "-" if np.isnan(values).all() else f"{np.nanmean(values):.2f} ± {np.nanstd(values):.2f}"
+        lines.append(f"| {name} | {algorithm} | {int(group['steps'].iloc[0]):,} | {cell('final_train_return')} | "
+                     f"{cell('greedy_return')} | {cell('achievements')} | {seconds[(name, algorithm)]:.0f} |")
+    (HERE / "summary.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def plot(curves: pd.DataFrame) -> None:
+    names = list(dict.fromkeys(curves["env"]))
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for algorithm, group in curves[curves["env"] == name].groupby("algorithm"):
+            values = group.filter(like="seed").to_numpy(float)
+            series = pd.DataFrame(values).ffill().to_numpy()
+            mean = np.nanmean(series, axis=1)
+            ax.plot(group["step"], mean, label=algorithm)
+            ax.fill_between(group["step"], np.nanmin(series, axis=1), np.nanmax(series, axis=1), alpha=0.2)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("env steps per seed")
+        ax.set_ylabel("episode return")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(HERE / "curves.png", dpi=120)
+
+
+if __name__ == "__main__":
+    main()
