@@ -61,17 +61,29 @@ def action_sizes(env: Any) -> tuple[int, ...]:
     return ()
 
 
+# Environments whose own time limit ends episodes as terminations, with their default limit.
+_LIMIT_AS_TERMINATION = {"Snake-v1": 4000}
+
 class JumanjiEnv(SuiteEnv):
     def __init__(self, name: str, **options: Any):
         import jumanji
         from jumanji import specs
 
+        limit = options.get("time_limit")
+        if name in _LIMIT_AS_TERMINATION:
+            # Snake reports its time limit as a termination (discount 0), which would stop the
+            # critic bootstrapping at a cut-off: the adapter keeps the limit itself and reports it
+            # as truncation, and jumanji's own limit is pushed out of reach.
+            limit = limit or _LIMIT_AS_TERMINATION[name]
+            options = {**options, "time_limit": 2**30}
+        self._own_limit = name in _LIMIT_AS_TERMINATION
         self._env = jumanji.make(name, **options)
         self._sizes = action_sizes(self._env)
         self._multi = isinstance(self._env.action_spec, specs.MultiDiscreteArray)
         self._action_dtype = self._env.action_spec.dtype
         super().__init__(f"jumanji/{name}", int(np.prod(self._sizes)) if self._sizes else 0)
-        limit = getattr(self._env, "time_limit", None) or getattr(self._env, "max_steps", None) or 1000
+        if not self._own_limit:
+            limit = getattr(self._env, "time_limit", None) or getattr(self._env, "max_steps", None) or 1000
         self._params = OptionParams(max_steps_in_episode=int(limit))
 
     @property
@@ -97,6 +109,8 @@ class JumanjiEnv(SuiteEnv):
         state, timestep = self._env.step(state, self.native_action(action))
         done = timestep.last()
         terminated = done & (timestep.discount == 0)
+        if self._own_limit:
+            done = done | (state.step_count >= (params or self._params).max_steps_in_episode)
         obs = float_observation(timestep.observation)
         info = {"final_observation": obs}
         obs, state = self.auto_reset(key, params, done, obs, state)

@@ -119,9 +119,18 @@ def _cmd_list() -> int:
         algo = get_algorithm(name)
         kinds = "/".join(k for k, ok in (("discrete", algo.discrete), ("continuous", algo.continuous)) if ok)
         print(f"  {name:10s} {algo.summary} [{kinds}]")
+    from envs import suites
+
     print("environments:")
+    prefixes = tuple(f"{prefix}/" for prefix in suites.SUITES)
     for name in envs.list_envs():
-        print(f"  {name}")
+        if not name.startswith(prefixes):
+            print(f"  {name}")
+    for suite in suites.SUITES.values():
+        status = "installed" if suites.installed(suite) else f"not installed: {suites.install_hint(suite)}"
+        print(f"{suite.prefix} environments ({status}):")
+        for name in suites.names(suite):
+            print(f"  {suite.prefix}/{name}")
     return 0
 
 
