@@ -64,6 +64,7 @@ def action_sizes(env: Any) -> tuple[int, ...]:
 # Environments whose own time limit ends episodes as terminations, with their default limit.
 _LIMIT_AS_TERMINATION = {"Snake-v1": 4000}
 
+
 class JumanjiEnv(SuiteEnv):
     def __init__(self, name: str, **options: Any):
         import jumanji
