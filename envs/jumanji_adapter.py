@@ -70,12 +70,11 @@ class JumanjiEnv(SuiteEnv):
         import jumanji
         from jumanji import specs
 
-        limit = options.get("time_limit")
         if name in _LIMIT_AS_TERMINATION:
             # Snake reports its time limit as a termination (discount 0), which would stop the
             # critic bootstrapping at a cut-off: the adapter keeps the limit itself and reports it
             # as truncation, and jumanji's own limit is pushed out of reach.
-            limit = limit or _LIMIT_AS_TERMINATION[name]
+            limit = options.get("time_limit") or _LIMIT_AS_TERMINATION[name]
             options = {**options, "time_limit": 2**30}
         self._own_limit = name in _LIMIT_AS_TERMINATION
         self._env = jumanji.make(name, **options)
