@@ -153,3 +153,19 @@ def test_return_curves_carry_the_last_finished_episode_forward():
     np.testing.assert_array_equal(curves.index, [1, 2, 3])
     np.testing.assert_array_equal(curves[0], [10.0, 10.0, 30.0])
     np.testing.assert_array_equal(curves[1], [nan, 20.0, 20.0])
+
+
+def test_episodes_reports_an_info_statistic_at_each_episode_end():
+    # A random CartPole policy: the episode length read from the wrapper's info where each episode
+    # ends is the length the loop counted itself, and episodes that never end report 0.
+    from jaxrl.analysis.evaluation import episodes
+
+    env, params = envs.make("CartPole-v1")
+    act = lambda p, obs, key: jax.random.bernoulli(key, 0.5, obs.shape[:1]).astype(jnp.int32)  # noqa: E731
+    stat = lambda info: info["episode_length"].astype(jnp.float32)  # noqa: E731
+    returns, lengths, finished, ended_lengths = jax.jit(episodes(env, act, 6, 15, info_stat=stat))(None, jax.random.key(3), params)
+    finished = np.asarray(finished)
+    assert finished.any() and not finished.all()  # some random episodes outlast 15 steps
+    np.testing.assert_array_equal(np.asarray(ended_lengths)[finished], np.asarray(lengths)[finished])
+    np.testing.assert_array_equal(np.asarray(ended_lengths)[~finished], 0.0)
+    np.testing.assert_array_equal(np.asarray(returns), np.asarray(lengths))  # CartPole pays 1 per step

@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import envs  # noqa: E402
+from jaxrl.analysis import evaluation  # noqa: E402
 
 HERE = Path(__file__).parent
 # environment: env steps per seed (craftax steps ~15x slower: its world generation runs at
@@ -38,32 +39,10 @@ BUDGETS = {
 }
 
 
-def greedy_episodes(train, env, params, policy_params, key, num_episodes: int, max_steps: int):
-    """Per episode: return, finished, and (Craftax) the number of achievements unlocked."""
-    vec = envs.VectorEnv(envs.EpisodeStatistics(env), num_episodes)
-    tiled = envs.tile_params(params, num_episodes)
-
-    def run(key):
-        reset_key, key = jax.random.split(key)
-        obs, state = vec.reset(reset_key, tiled)
-        zeros = jnp.zeros(num_episodes)
-        carry = (obs, state, key, zeros, zeros, jnp.zeros(num_episodes, bool))
-
-        def step(carry, _):
-            obs, state, key, returns, achievements, finished = carry
-            key, act_key, env_key = jax.random.split(key, 3)
-            action = train.act(policy_params, obs, act_key, True)
-            obs, state, _, _, _, info = vec.step(env_key, state, action, tiled)
-            ended = info["episode_done"] & ~finished
-            unlocked = sum((v > 0).astype(jnp.float32) for k, v in info.items() if k.startswith("Achievements/"))
-            returns = jnp.where(ended, info["episode_return"], returns)
-            achievements = jnp.where(ended, unlocked, achievements) if isinstance(unlocked, jax.Array) else achievements
-            return (obs, state, key, returns, achievements, finished | ended), None
-
-        carry, _ = jax.lax.scan(step, carry, None, length=max_steps)
-        return carry[3], carry[5], carry[4]
-
-    return jax.jit(run)(key)
+def achievements_unlocked(info: dict) -> jax.Array:
+    """Craftax's ``info`` at an episode's end: how many achievements it unlocked (0 elsewhere)."""
+    unlocked = [(v > 0).astype(jnp.float32) for k, v in info.items() if k.startswith("Achievements/")]
+    return sum(unlocked) if unlocked else jnp.zeros(info["episode_done"].shape, jnp.float32)
 
 
 def run_one(name: str, algorithm: str, steps: int, seeds: int, episodes: int) -> tuple[list[dict], pd.DataFrame, float]:
@@ -74,9 +53,10 @@ def run_one(name: str, algorithm: str, steps: int, seeds: int, episodes: int) ->
     env, params = envs.make(name)
     rows = []
     horizon = 2000 if name.startswith("craftax/") else int(params.max_steps_in_episode if hasattr(params, "max_steps_in_episode") else params.max_steps)
+    play = jax.jit(evaluation.episodes(env, lambda p, o, k: train.act(p, o, k, True), episodes, horizon, info_stat=achievements_unlocked))
     for seed in range(seeds):
         policy = train.policy_params(jax.tree.map(lambda x: x[seed], state))
-        returns, finished, achievements = greedy_episodes(train, env, params, policy, jax.random.key(100 + seed), episodes, horizon)
+        returns, _, finished, achievements = play(policy, jax.random.key(100 + seed), params)
         finished = np.asarray(finished)
         rows.append({
             "env": name, "algorithm": algorithm, "seed": seed, "steps": steps,

@@ -92,12 +92,15 @@ def recurrent_act(train: Any, deterministic: bool = True) -> tuple[Callable, Cal
     return (lambda p, obs, key, memory: train.act(p, obs, key, deterministic, memory)), train.initial_memory
 
 
-def episodes(env: Any, act: Act, num_episodes: int, max_steps: int, initial_memory: Callable | None = None) -> Callable:
+def episodes(env: Any, act: Act, num_episodes: int, max_steps: int, initial_memory: Callable | None = None,
+             info_stat: Callable[[dict], jax.Array] | None = None) -> Callable:
     """``episodes(params, key, env_params, levels=None) -> (returns, lengths, finished)``
     [num_episodes] of one policy, pure (a meta-learner's greedy-evaluation fitness calls it inside
     its program). With ``initial_memory`` the policy is recurrent: ``act(params, obs, key, memory)
     -> (action, memory)``, its memory zeroed when an episode ends. With ``levels`` (leaves
-    [num_episodes, ...]) every episode starts with ``reset_to_level`` on its own level."""
+    [num_episodes, ...]) every episode starts with ``reset_to_level`` on its own level. With
+    ``info_stat`` (the step's ``info`` -> [num_episodes] numbers, e.g. Craftax's achievements
+    unlocked) its value at each episode's last step is a fourth output (0 where none ended)."""
     vec_env = envs.make_vector(env, num_episodes)
 
     def one_run(params: Any, key: jax.Array, env_params: Any, levels: Any = None):
@@ -117,13 +120,13 @@ def episodes(env: Any, act: Act, num_episodes: int, max_steps: int, initial_memo
             return (~finished.all()) & (t < max_steps)
 
         def step(carry):
-            (obs, memory), env_state, key, partial, returns, lengths, finished, t = carry
+            (obs, memory), env_state, key, partial, returns, lengths, stats, finished, t = carry
             key, act_key, env_key = jax.random.split(key, 3)
             if initial_memory is None:
                 action = act(params, obs, act_key)
             else:
                 action, memory = act(params, obs, act_key, memory)
-            obs, env_state, reward, terminated, truncated, _ = vec_env.step(env_key, env_state, action, env_params)
+            obs, env_state, reward, terminated, truncated, info = vec_env.step(env_key, env_state, action, env_params)
             if initial_memory is not None:
                 memory = reset_memory(memory, terminated | truncated)
             # Auto-reset starts new episodes in finished copies; only each copy's first counts.
@@ -131,11 +134,14 @@ def episodes(env: Any, act: Act, num_episodes: int, max_steps: int, initial_memo
             ended = (terminated | truncated) & ~finished
             returns = jnp.where(ended, partial, returns)
             lengths = jnp.where(ended, t + 1, lengths)
-            return (obs, memory), env_state, key, partial, returns, lengths, finished | ended, t + 1
+            if info_stat is not None:
+                stats = jnp.where(ended, info_stat(info), stats)
+            return (obs, memory), env_state, key, partial, returns, lengths, stats, finished | ended, t + 1
 
-        carry = ((obs, memory), env_state, key, zeros, zeros, lengths, finished, jnp.asarray(0, jnp.int32))
-        _, _, _, partial, returns, lengths, finished, t = jax.lax.while_loop(running, step, carry)
-        return jnp.where(finished, returns, partial), jnp.where(finished, lengths, t), finished
+        carry = ((obs, memory), env_state, key, zeros, zeros, lengths, zeros, finished, jnp.asarray(0, jnp.int32))
+        _, _, _, partial, returns, lengths, stats, finished, t = jax.lax.while_loop(running, step, carry)
+        outputs = jnp.where(finished, returns, partial), jnp.where(finished, lengths, t), finished
+        return outputs if info_stat is None else (*outputs, stats)
 
     return one_run
 
