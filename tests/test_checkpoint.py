@@ -88,21 +88,25 @@ def test_chunked_run_equals_single_call_bitwise():
             np.testing.assert_array_equal(chunked.metrics[name], other.metrics[name], err_msg=name)
         for a, b in zip(_leaves(chunked.state), _leaves(other.state)):
             np.testing.assert_array_equal(a, b)
-    # The driver runs windows of the one pure function: ``Train.init`` for every run and then all
-    # windows of ``Train.run`` vmapped over the runs (their shared env parameters unbatched), in
-    # one call, give the same bits.
+    # The driver runs windows of the one pure function: ``Train.init`` and then all windows of
+    # ``Train.run`` in one call give the same bits. One run is run off the run axis, unbatched
+    # (runner.py); several are vmapped, their shared env parameters unbatched.
     train_fn = chunked.train
-    keys = runner.run_keys(0, np.arange(1))
     hparams = train_fn.default_hparams
-    states = jax.jit(lambda keys: jax.lax.map(lambda key: train_fn.init(key, hparams), keys))(keys)
-    states = jax.tree.map(lambda x: x, states)
-    axes = runner.state_axes(states)
+    state = jax.jit(lambda key: train_fn.init(key, hparams))(runner.run_keys(0, np.arange(1))[0])
+    state, rows = jax.jit(lambda state: train_fn.run(state, hparams))(state)
+    _assert_run_equals(chunked, runner._put_run(state, runner.state_axes(state)), jax.tree.map(lambda x: x[None], rows))
+    two = train("ppo", "CartPole-v1", chunk_windows=3, **{**kwargs, "num_seeds": 2})
+    states = jax.jit(lambda keys: jax.lax.map(lambda key: train_fn.init(key, hparams), keys))(runner.run_keys(0, np.arange(2)))
     states = states.replace(env=states.env.replace(params=jax.tree.map(lambda x: x[0], states.env.params)))
-    run = jax.vmap(lambda state: train_fn.run(state, hparams), in_axes=(axes,), out_axes=(axes, 0))
-    state, rows = jax.jit(run)(states)
-    for name in chunked.metrics:
-        np.testing.assert_array_equal(np.asarray(rows[name]), chunked.metrics[name], err_msg=name)
-    for a, b in zip(_leaves(chunked.state), _leaves(state)):
+    axes = runner.state_axes(states)
+    _assert_run_equals(two, *jax.jit(jax.vmap(lambda state: train_fn.run(state, hparams), in_axes=(axes,), out_axes=(axes, 0)))(states))
+
+
+def _assert_run_equals(result, state, rows):
+    for name in result.metrics:
+        np.testing.assert_array_equal(np.asarray(rows[name]), result.metrics[name], err_msg=name)
+    for a, b in zip(_leaves(result.state), _leaves(state)):
         np.testing.assert_array_equal(a, b)
 
 

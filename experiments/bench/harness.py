@@ -63,17 +63,18 @@ def _compiled(name: str, program: Callable, keys: jax.Array, final: Callable, st
     return Candidate(name, compile_time, steps, run)
 
 
-def kit(algorithm: str, env: str, total_steps: int, num_seeds: int) -> Candidate:
-    """``jaxrl.train`` with the algorithm's defaults; the first call compiles (and is not timed),
-    later calls reuse the compiled programs."""
-    overrides = {"total_steps": total_steps}
-    first = jaxrl.train(algorithm, env, num_seeds=num_seeds, overrides=overrides)
+def kit(algorithm: str, env: str, total_steps: int, num_seeds: int, *, overrides: dict | None = None,
+        env_overrides: dict | None = None, name: str = "jaxrl") -> Candidate:
+    """``jaxrl.train`` with the algorithm's defaults (and any ``overrides``); the first call
+    compiles (and is not timed), later calls reuse the compiled programs."""
+    kwargs = dict(num_seeds=num_seeds, overrides={**(overrides or {}), "total_steps": total_steps}, env_overrides=env_overrides)
+    first = jaxrl.train(algorithm, env, **kwargs)
 
     def run() -> tuple[float, float]:
-        result = jaxrl.train(algorithm, env, num_seeds=num_seeds, overrides=overrides)
+        result = jaxrl.train(algorithm, env, **kwargs)
         return result.wall_time - result.compile_time, float(np.mean(result.final_returns))
 
-    return Candidate("jaxrl", first.compile_time, num_seeds * int(first.steps[-1]), run)
+    return Candidate(name, first.compile_time, num_seeds * int(first.steps[-1]), run)
 
 
 def pure(algorithm: str, env: str, total_steps: int, num_seeds: int, *, overrides: dict | None = None,

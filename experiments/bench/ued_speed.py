@@ -109,6 +109,9 @@ def main() -> None:
     for seeds in args.seeds:
         candidates = [functools.partial(harness.pure, c, "maze", args.total_steps, seeds, overrides=CURRICULUM,
                                         env_overrides=ENV, name=c) for c in args.curricula.split(",")]
+        # what `jaxrl ued plr` runs: the host driver over the same function (one seed unbatched)
+        candidates.append(functools.partial(harness.kit, "plr", "maze", args.total_steps, seeds, overrides=CURRICULUM,
+                                            env_overrides=ENV, name="plr, jaxrl.train"))
         if not args.no_plain:
             candidates.append(functools.partial(plain_candidate, args.total_steps, seeds))
         timings = harness.alternate([c() for c in candidates], args.repeats)
@@ -119,8 +122,9 @@ def main() -> None:
             f"{t.name} {statistics.median([d / s - 1 for d, s in zip(dr.speeds, t.speeds)]):+.0%}" for t in timings[1:])
         summaries.append(f"{seeds} seed(s): time over DR's: {overheads}")
         if not args.no_plain:
-            kit_plr = next(t for t in timings if t.name == "plr")
-            summaries.append(f"{seeds} seed(s): kit plr against the plain single-file PLR: {harness.ratio(kit_plr, timings[-1])}")
+            for name in ("plr", "plr, jaxrl.train"):
+                kit_plr = next(t for t in timings if t.name == name)
+                summaries.append(f"{seeds} seed(s): kit {name} against the plain single-file PLR: {harness.ratio(kit_plr, timings[-1])}")
     print()
     print("\n".join(summaries))
 

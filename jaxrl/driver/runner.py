@@ -132,10 +132,26 @@ def init_runs(program: Program, hparam_axes: Any) -> Callable:
     return init_all
 
 
+def _take_run(tree: Any, axes: Any) -> Any:
+    return jax.tree.map(lambda axis, x: x if axis is None else x[0], axes, tree, is_leaf=lambda x: x is None)
+
+
+def _put_run(tree: Any, axes: Any) -> Any:
+    return jax.tree.map(lambda axis, x: x if axis is None else x[None], axes, tree, is_leaf=lambda x: x is None)
+
+
 def _compile_programs(program: Program, hparam_axes: Any, chunk_windows: int, mesh: jax.sharding.Mesh | None) -> Programs:
     def chunk_all(states, hparams, first_window):
         axes = state_axes(states)
         run = lambda state, hparams: program.run(state, hparams, first_window, chunk_windows)  # noqa: E731
+        if mesh is None and jax.tree.leaves(states)[0].shape[0] == 1:
+            # One run: take it off the run axis and put it back after. XLA:CPU compiles a vmap of
+            # size 1 into slower code than the same function unbatched (batched gathers, random
+            # bits and scatters; 6-15% on the maze, experiments/bench/README.md), and one seed is
+            # the run a newcomer makes first. Like any change in the number of runs, this may
+            # round differently from the same run inside a larger batch.
+            state, rows = run(_take_run(states, axes), _take_run(hparams, hparam_axes))
+            return _put_run(state, axes), jax.tree.map(lambda x: x[None], rows)
         return jax.vmap(run, in_axes=(axes, hparam_axes), out_axes=(axes, 0))(states, hparams)
 
     return Programs(program, init_runs(program, hparam_axes), chunk_all, chunk_windows, hparam_axes, mesh)
