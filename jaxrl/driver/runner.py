@@ -4,7 +4,7 @@ executed in chunks of logging windows.
 
 ``init`` is one compiled program over the runs; ``chunk(states, hparams, first_window)`` another,
 which performs ``chunk_windows`` windows of every run and returns their rows, reduced on the
-device. The host dispatches the next chunk before it reads the previous chunk's rows (so the
+device (a single run is run unbatched, off the run axis: see ``_compile_programs``). The host dispatches the next chunk before it reads the previous chunk's rows (so the
 device never waits for it), shows progress between chunks and, when asked, checkpoints there.
 Chunks are windows of the one pure program, so a chunked run computes bit for bit what a single
 call of ``Train`` computes.
