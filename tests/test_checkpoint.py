@@ -84,10 +84,7 @@ def test_chunked_run_equals_single_call_bitwise():
     for other in (single, hooked):
         np.testing.assert_array_equal(chunked.steps, other.steps)
         assert chunked.metrics.keys() == other.metrics.keys()
-        for name in chunked.metrics:
-            np.testing.assert_array_equal(chunked.metrics[name], other.metrics[name], err_msg=name)
-        for a, b in zip(_leaves(chunked.state), _leaves(other.state)):
-            np.testing.assert_array_equal(a, b)
+        _assert_run_equals(chunked, other.state, other.metrics)
     # The driver runs windows of the one pure function: ``Train.init`` and then all windows of
     # ``Train.run`` in one call give the same bits. One run is run off the run axis, unbatched
     # (runner.py); several are vmapped, their shared env parameters unbatched.

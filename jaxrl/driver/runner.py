@@ -4,8 +4,9 @@ executed in chunks of logging windows.
 
 ``init`` is one compiled program over the runs; ``chunk(states, hparams, first_window)`` another,
 which performs ``chunk_windows`` windows of every run and returns their rows, reduced on the
-device (a single run is run unbatched, off the run axis: see ``_compile_programs``). The host dispatches the next chunk before it reads the previous chunk's rows (so the
-device never waits for it), shows progress between chunks and, when asked, checkpoints there.
+device (a single run is run unbatched, off the run axis: see ``_compile_programs``). The host
+dispatches the next chunk before it reads the previous chunk's rows (so the device never waits
+for it), shows progress between chunks and, when asked, checkpoints there.
 Chunks are windows of the one pure program, so a chunked run computes bit for bit what a single
 call of ``Train`` computes.
 """
@@ -147,7 +148,7 @@ def _compile_programs(program: Program, hparam_axes: Any, chunk_windows: int, me
         if mesh is None and jax.tree.leaves(states)[0].shape[0] == 1:
             # One run: take it off the run axis and put it back after. XLA:CPU compiles a vmap of
             # size 1 into slower code than the same function unbatched (batched gathers, random
-            # bits and scatters; 6-15% on the maze, experiments/bench/README.md), and one seed is
+            # bits and scatters; 8-14% at 1 seed, experiments/bench/README.md), and one seed is
             # the run a newcomer makes first. Like any change in the number of runs, this may
             # round differently from the same run inside a larger batch.
             state, rows = run(_take_run(states, axes), _take_run(hparams, hparam_axes))
