@@ -32,8 +32,8 @@ class _ImportedOnUse(types.ModuleType):
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("__"):
             raise AttributeError(attr)
-        if sys.modules.get(self.__name__) is self:
-            del sys.modules[self.__name__]
+        if sys.modules.get(self.__name__) is self:  # pop: two threads may both get here
+            sys.modules.pop(self.__name__, None)
         real = importlib.import_module(self.__name__)
         self.__dict__.update(real.__dict__)
         return getattr(real, attr)

@@ -12,6 +12,7 @@ import pytest
 from jaxrl.core.contract import Algorithm, register
 from jaxrl.algorithms.ppo import PPO
 from jaxrl.cli import main
+from jaxrl.driver.run import load_run
 
 register(Algorithm(**{**{f.name: getattr(PPO, f.name) for f in dataclasses.fields(PPO)}, "name": "test-discrete-only", "continuous": False}))
 
@@ -53,6 +54,17 @@ def test_help_and_list(capsys):
     assert "ppo" in out and "CartPole-v1" in out and "brax/hopper" in out
 
 
+def test_background_imports_load_a_deferred_module():
+    # envs defers matplotlib.pyplot to its first use; the driver's background imports (started
+    # while the device trains) must load the real module, not just look up the stand-in.
+    code = ("import sys, envs; from jaxrl.driver.runner import _import_in_background; "
+            "assert type(sys.modules['matplotlib.pyplot']).__name__ == '_ImportedOnUse'; "
+            "_import_in_background(['matplotlib.pyplot']).join(); "
+            "assert type(sys.modules['matplotlib.pyplot']).__name__ == 'module' and hasattr(sys.modules['matplotlib.pyplot'], 'subplots')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
 def test_train_writes_run_directory_and_refuses_to_overwrite(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "jaxrl.cli", "train", "ppo", "--env", "CartPole-v1", "--seeds", "2",
@@ -66,6 +78,8 @@ def test_train_writes_run_directory_and_refuses_to_overwrite(tmp_path):
     assert {"step", "seed", "episode_return", "episode_length", "policy_loss", "value_loss"} <= set(frame.columns)
     assert sorted(frame.seed.unique()) == [0, 1]
     assert (out / "curve.png").stat().st_size > 1000
+    # The command ends without the interpreter's teardown (cli.entry): its checkpoint is complete.
+    assert load_run(out).step == config["env_steps"]
     before = (out / "metrics.csv").read_bytes()
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 2 and "--overwrite" in again.stderr and "Traceback" not in again.stderr

@@ -2,11 +2,12 @@
 --seeds 1`` (500k steps), from ``python`` starting to it exiting: imports, tracing, compilation,
 training, checkpoints and the run directory's files.
 
-Three ways, as whole processes alternated in one run (a, b, c, a, b, c, ...), so that the
-machine's speed drifts alike for all:
+Two ways (four with ``--before``), as whole processes alternated in one run (a, b, a, b, ...),
+so that the machine's speed drifts alike for all:
 
-* ``before``: the kit at another source tree (``--before DIR``, e.g. a ``git worktree`` of the
-  commit before the change), run with ``PYTHONPATH=DIR``;
+* ``before, never run`` and ``before, run before``: the kit at another source tree
+  (``--before DIR``, e.g. a ``git worktree`` of the commit before the change, run with
+  ``PYTHONPATH=DIR``), with an empty compilation cache and with one its own first run filled;
 * ``never run``: this tree with an empty persistent compilation cache (a fresh directory each
   time): a configuration never run before;
 * ``run before``: this tree with the cache that a first run filled.
@@ -30,13 +31,10 @@ HERE = Path(__file__).resolve().parents[2]
 COMMAND = ["-m", "jaxrl.cli", "train", "ppo", "--env", "CartPole-v1", "--seeds", "1", "--quiet", "--overwrite"]
 
 
-def one_process(source: Path, cache: str | None, out: Path) -> float:
+def one_process(source: Path, cache: str, out: Path) -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_COMPILATION_CACHE", "JAX_PERSISTENT_CACHE"))}
     env["PYTHONPATH"] = str(source)
-    if cache is None:
-        env["JAXRL_COMPILATION_CACHE"] = "0"
-    else:
-        env["JAXRL_COMPILATION_CACHE"] = cache
+    env["JAXRL_COMPILATION_CACHE"] = cache
     start = time.perf_counter()
     done = subprocess.run([sys.executable, *COMMAND, "--out", str(out)], env=env, cwd=source, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -56,7 +54,10 @@ def main() -> None:
     ways = {"never run": lambda i: one_process(HERE, str(scratch / f"cold-{i}"), scratch / "run"),
             "run before": lambda i: one_process(HERE, warm_cache, scratch / "run")}
     if args.before is not None:
-        ways = {"before": lambda i: one_process(args.before.resolve(), None, scratch / "run"), **ways}
+        before, before_cache = args.before.resolve(), str(scratch / "before-warm-cache")
+        one_process(before, before_cache, scratch / "run")  # fills the cache of "before, run before"
+        ways = {"before, never run": lambda i: one_process(before, str(scratch / f"before-cold-{i}"), scratch / "run"),
+                "before, run before": lambda i: one_process(before, before_cache, scratch / "run"), **ways}
     times: dict[str, list[float]] = {name: [] for name in ways}
     for i in range(args.repeats):
         for name, way in ways.items():

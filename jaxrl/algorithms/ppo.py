@@ -23,12 +23,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-import distrax
 import jax
 import jax.numpy as jnp
 from flax import struct
 
 import envs
+from jaxrl.components.action_dists import Categorical, DiagNormal, Distribution
 from jaxrl.components.losses import normalize, value_loss
 from jaxrl.components.drifts import check_objective_params
 from jaxrl.components.networks import (
@@ -150,12 +150,12 @@ def build(config: PPOConfig, env: envs.Environment) -> Agent:
     batch_size = config.num_envs * config.num_steps
     num_updates = config.total_steps // batch_size
 
-    def dist_params(dist: distrax.Distribution) -> Any:
+    def dist_params(dist: Distribution) -> Any:
         """What rebuilds the rollout policy's distribution at a state (for a KL to it)."""
         return dist.logits if discrete else (dist.loc, dist.scale_diag)
 
-    def dist_from_params(params: Any) -> distrax.Distribution:
-        return distrax.Categorical(logits=params) if discrete else distrax.MultivariateNormalDiag(*params)
+    def dist_from_params(params: Any) -> Distribution:
+        return Categorical.from_logits(params) if discrete else DiagNormal(*params)
 
     def tx(hparams: PPOHParams, progress: Progress):
         return optimizer(

@@ -42,10 +42,3 @@ def learning_curve(frame: pd.DataFrame, path: str | Path | None = None, *, title
             fig.savefig(path)
             plt.close(fig)
     return ax
-
-
-def summary_line(final_returns: np.ndarray) -> str:
-    finite = final_returns[np.isfinite(final_returns)]
-    if finite.size == 0:
-        return "no episode finished"
-    return f"final return {finite.mean():.1f} +- {finite.std():.1f} over {finite.size} seed{'s' if finite.size > 1 else ''}"

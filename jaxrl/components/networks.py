@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import distrax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxrl.components.action_dists import Categorical, DiagNormal, Distribution
 
 ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "gelu": nn.gelu, "silu": nn.silu}
 
@@ -57,13 +58,13 @@ class Actor(nn.Module):
     torso: Torso
 
     @nn.compact
-    def __call__(self, obs: jax.Array) -> distrax.Distribution:
+    def __call__(self, obs: jax.Array) -> Distribution:
         x = self.torso(obs)
         out = _dense(self.action_dim, 0.01)(x)
         if self.discrete:
-            return distrax.Categorical(logits=out)
+            return Categorical.from_logits(out)
         log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
-        return distrax.MultivariateNormalDiag(out, jnp.exp(log_std))
+        return DiagNormal(out, jnp.broadcast_to(jnp.exp(log_std), out.shape))
 
 
 class Critic(nn.Module):
@@ -240,9 +241,9 @@ class RecurrentActor(nn.Module):
         memory, x = GRUCore(self.memory_size)(memory, self.torso(obs), resets)
         out = _dense(self.action_dim, 0.01)(x)
         if self.discrete:
-            return memory, distrax.Categorical(logits=out)
+            return memory, Categorical.from_logits(out)
         log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
-        return memory, distrax.MultivariateNormalDiag(out, jnp.exp(log_std))
+        return memory, DiagNormal(out, jnp.broadcast_to(jnp.exp(log_std), out.shape))
 
 
 class RecurrentCritic(nn.Module):

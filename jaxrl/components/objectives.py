@@ -21,10 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import distrax
 import jax
 import jax.numpy as jnp
 
+from jaxrl.components.action_dists import Distribution
 from jaxrl.components.losses import clipped_surrogate_loss, mdpo_policy_loss, mdpo_step_size
 from jaxrl.core.contract import ConfigError, Progress
 
@@ -36,8 +36,8 @@ class PolicyTerms:
     log_prob: jax.Array  # log pi_theta(a | s) of the taken actions, under the policy being learned
     old_log_prob: jax.Array  # log pi_old(a | s): the rollout policy's
     advantage: jax.Array  # normalised when the agent normalises advantages
-    dist: distrax.Distribution  # pi_theta(. | s)
-    old_dist: distrax.Distribution  # pi_old(. | s)
+    dist: Distribution  # pi_theta(. | s)
+    old_dist: Distribution  # pi_old(. | s)
 
     @property
     def log_ratio(self) -> jax.Array:

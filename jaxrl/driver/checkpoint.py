@@ -23,6 +23,7 @@ writing leaves the previous checkpoints intact and the partial one invisible.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import sys
@@ -164,8 +165,6 @@ class CheckpointStore:
     changes or deletes anything on disk."""
 
     def __init__(self, directory: str | Path, *, keep: int | None = 2, writable: bool = False):
-        import orbax.checkpoint as ocp
-
         self.directory = Path(directory)
         if self.directory.is_symlink():
             # A link would let a run directory send writes (or deletions of old steps) elsewhere.
@@ -176,11 +175,21 @@ class CheckpointStore:
             raise CheckpointError(f"no checkpoint found: {self.directory} does not exist")
         if keep is not None and keep < 1:
             raise ConfigError(f"keep must be >= 1, got {keep}")
-        self.writable = writable
+        self.writable, self.keep = writable, keep
+        if not writable:
+            self._manager  # noqa: B018 - a reader opens now, so that an unreadable directory fails here
+
+    @functools.cached_property
+    def _manager(self) -> Any:
+        """Orbax's manager, opened on first use: a writer opens it at its first save, so that
+        importing Orbax (0.15 s) overlaps training instead of preceding it (see ``execute``'s
+        ``warm_imports``)."""
+        import orbax.checkpoint as ocp
+
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep if writable else None,
+            max_to_keep=self.keep if self.writable else None,
             create=False,
-            cleanup_tmp_directories=writable,
+            cleanup_tmp_directories=self.writable,
             enable_async_checkpointing=True,
         )
         handlers = {
@@ -189,7 +198,7 @@ class CheckpointStore:
             "metadata": ocp.JsonCheckpointHandler(),
         }
         try:
-            self._manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
+            return ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
         except Exception as error:  # noqa: BLE001 - any failure to open is reported as unreadable
             raise CheckpointError(f"cannot open checkpoints in {self.directory} ({_first_line(error)})") from None
 
@@ -295,6 +304,8 @@ class CheckpointStore:
 
     def close(self) -> None:
         """Finishes pending saves and releases Orbax's background threads."""
+        if "_manager" not in self.__dict__:  # never opened: nothing to finish
+            return
         self._manager.wait_until_finished()
         self._manager.close()
 

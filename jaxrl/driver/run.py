@@ -266,6 +266,7 @@ def train_run(
         output = run_seeds(
             train_fn, seed=seed, num_seeds=num_seeds, chunk_windows=plan.chunk_windows, on_rows=log,
             on_chunk=checkpointer, state=state, start_window=windows_done,
+            warm_imports=("orbax.checkpoint", "matplotlib.pyplot", "jaxrl.analysis.plotting"),  # checkpoint, curve.png
         )
     finally:
         store.close()  # lets a started save finish even when training failed

@@ -13,10 +13,12 @@ call of ``Train`` computes.
 
 from __future__ import annotations
 
+import importlib
 import math
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -197,6 +199,24 @@ def to_host(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
+def _import_in_background(names: Sequence[str]) -> threading.Thread:
+    # Started only once every program is traced and compiled: from then on the main thread
+    # dispatches and waits, and the only import it may make is one of these, which then waits for
+    # this thread's. An import that fails here is left for the main thread's own to report.
+    def work():
+        for name in names:
+            try:
+                # Looking up an attribute loads a module that envs.core defers to its first use
+                # (matplotlib.pyplot); for any other module it is a no-op.
+                getattr(importlib.import_module(name), "_jaxrl_warm", None)
+            except Exception:  # noqa: BLE001, S110
+                pass
+
+    thread = threading.Thread(target=work, name="jaxrl-warm-imports", daemon=True)
+    thread.start()
+    return thread
+
+
 def execute(
     programs: Programs,
     keys: jax.Array,
@@ -207,6 +227,7 @@ def execute(
     start_window: int = 0,
     on_rows: Callable[[int, dict[str, np.ndarray]], None] | None = None,
     on_chunk: Callable[[Any, int], None] | None = None,
+    warm_imports: Sequence[str] = (),
 ) -> RunOutput:
     """Runs every window from ``start_window`` (with a given ``state``, or from ``init``) to the
     end. ``on_rows(env_steps_done, rows)`` is called after each chunk with its rows [R, k].
@@ -214,7 +235,11 @@ def execute(
     ``on_chunk(state, windows_done)`` is called after each chunk with the run states at its end
     (e.g. to checkpoint them), once ``on_rows`` has seen every row up to there. The states'
     buffers are donated to the next chunk, so the hook must copy what it keeps. With a hook, the
-    host waits for each chunk before dispatching the next."""
+    host waits for each chunk before dispatching the next.
+
+    ``warm_imports`` names modules that only the end of the run needs (Orbax for a checkpoint,
+    matplotlib and pandas for a run directory's files): they are imported on a background thread
+    once the first chunk is dispatched, while the device trains, instead of after it."""
     program = programs.program
     log_steps = np.minimum((np.arange(program.num_logs) + 1) * program.log_every, program.num_updates) * program.agent.steps_per_update
     t0 = time.perf_counter()
@@ -239,6 +264,8 @@ def execute(
             executable, seconds = programs.executable("chunk", state, hparams, first_window)
             compile_time += seconds
         state, chunk_rows = executable(state, hparams, first_window)
+        if first == start_window and warm_imports:
+            _import_in_background(warm_imports)
         if pending is not None:
             collect(pending)
         pending = (chunk_rows, first, min(programs.chunk_windows, program.num_logs - first))

@@ -4,7 +4,7 @@ in memory (``jaxrl.driver.run.train_run`` does the same into a run directory).""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
@@ -48,6 +48,13 @@ class TrainResult:
         had any (NaN if none ever did)."""
         return last_finite(self.metrics["episode_return"])
 
+    def summary_line(self) -> str:
+        """``final return MEAN +- STD over N seeds`` (over the seeds that finished an episode)."""
+        finite = self.final_returns[np.isfinite(self.final_returns)]
+        if finite.size == 0:
+            return "no episode finished"
+        return f"final return {finite.mean():.1f} +- {finite.std():.1f} over {finite.size} seed{'s' if finite.size > 1 else ''}"
+
     def dataframe(self):
         """Tidy metrics: one row per seed and logged step."""
         import pandas as pd
@@ -83,14 +90,15 @@ def run_seeds(
     on_chunk: Callable[[Any, int], None] | None = None,
     state: Any = None,
     start_window: int = 0,
+    warm_imports: Sequence[str] = (),
 ) -> RunOutput:
     """``num_seeds`` runs of ``train_fn`` with its default hyperparameters, from ``start_window``
-    (with ``state``) or from the start."""
+    (with ``state``) or from the start; ``warm_imports`` as for ``execute``."""
     programs = programs_for(train_fn.program, shared_axes(train_fn.default_hparams), chunk_windows or default_chunk_windows(train_fn.num_logs))
     keys = run_keys(seed, np.arange(num_seeds))
     return execute(
         programs, keys, train_fn.default_hparams, train_fn.default_env_params,
-        state=state, start_window=start_window, on_rows=on_rows, on_chunk=on_chunk,
+        state=state, start_window=start_window, on_rows=on_rows, on_chunk=on_chunk, warm_imports=warm_imports,
     )
 
 
