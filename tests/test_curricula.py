@@ -78,6 +78,9 @@ def test_auto_replay_keeps_each_env_on_its_level_and_robust_plr_learns_only_on_r
     (["ued", "plr", "--set", "temperature=0"], "temperature must be positive"),
     (["ued", "plr", "--set", "score=regret"], "unknown score 'regret'"),
     (["train", "plr", "--set", "curriculum=dr"], "use `jaxrl ued dr`"),
+    (["ued", "plr", "--set", "eval_random=8"], "eval_random needs eval_every > 0"),
+    (["ued", "plr", "--set", "eval_every=2", "--set", "eval_random=8"], "eval_random needs a level solver"),
+    (["ued", "plr", "--set", "eval_every=2"], "eval_every needs holdout levels or eval_random"),
 ])
 def test_bad_curriculum_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
     out = tmp_path / "r"

@@ -55,6 +55,19 @@ def test_bfs_unsolvable_and_adjacent():
     assert list(maze.shortest_path_lengths(stacked)) == [1, 3]
 
 
+def test_in_program_solver_agrees_with_bfs():
+    from envs.maze.solver import goal_reachable
+
+    hand = [text_level(">.#..\n..#.G\n..#.."), text_level(">G.\n..."), text_level("v.#\n#.#\n#.G"), text_level(">.#\n#.#\n#.G")]
+    assert [bool(goal_reachable(level)) for level in hand] == [False, True, True, True]
+    for n_walls in (20, 60, 100):
+        env, params = envs.make("maze", n_walls=n_walls)
+        levels = jax.vmap(env.sample_level, in_axes=(0, None))(jax.random.split(jax.random.key(n_walls), 100), params)
+        fast = np.asarray(jax.jit(jax.vmap(goal_reachable))(levels))
+        assert list(fast) == [maze.solvable(level) for level in maze.unstack_levels(levels)], n_walls
+        assert 0 < fast.sum() < 100 or n_walls == 20  # both kinds drawn where walls are dense
+
+
 # ------------------------------------------------------------------ text
 MAZES = [
     "#####\n>...G\n#####",

@@ -106,3 +106,33 @@ def test_paired_runs_vmapped_and_resumes_exactly(tmp_path):
     assert bool(jax.vmap(jax.vmap(is_valid_level))(levels).all())
     assert (np.asarray(levels.wall_map).sum(axis=(2, 3)) <= 10).all()
     assert np.isfinite(full.metrics["regret"]).all()
+
+
+def test_random_levels_evaluated_during_training_match_an_evaluation_after_it():
+    # eval_random: every 2nd update the deterministic policy plays 16 random levels of the run's
+    # generator (a fixed key), the unsolvable left out. The last update's evaluation sees the final
+    # policy, so it must equal the host-side evaluation of the final state on the same levels.
+    import envs
+    from envs.maze import solvable, stack_levels, unstack_levels
+    from jaxrl.curricula.evaluation import EVAL_LEVELS_SEED, cvar, play_levels
+
+    overrides = {**TINY_OVERRIDES, "total_steps": 4 * 32 * 5, "eval_every": 2, "eval_random": 16}
+    result = jaxrl.train("dr", "maze", num_seeds=2, overrides=overrides, env_overrides={"n_walls": "40"}, log_every=1)
+    rate = result.metrics["random_solve_rate"]
+    assert np.isfinite(rate[:, ::2]).all() and np.isnan(rate[:, 1::2]).all()
+    assert np.isfinite(result.metrics["holdout_solve_rate"][:, ::2]).all()
+    env, params = envs.make("maze", n_walls=40)
+    drawn = jax.vmap(env.sample_level, in_axes=(0, None))(jax.random.split(jax.random.key(EVAL_LEVELS_SEED), 16), params)
+    kept = [level for level in unstack_levels(drawn) if solvable(level)]
+    assert 0 < len(kept) < 16
+    returns, solved = play_levels(result.train, result.train.policy_params(result.state), stack_levels(kept))
+    np.testing.assert_allclose(rate[:, -1], solved.mean(axis=1))
+    np.testing.assert_allclose(result.metrics["random_return"][:, -1], returns.mean(axis=1), rtol=1e-5)
+    np.testing.assert_allclose(result.metrics["random_return_cvar10"][:, -1], [cvar(r) for r in returns], rtol=1e-5)
+
+
+def test_paired_evaluates_its_protagonist_during_training():
+    overrides = {**TINY_OVERRIDES, "total_steps": (2 * 4 * 32 + 4 * 12) * 2, "eval_every": 1, "paired_walls": 10}  # 2 updates
+    result = jaxrl.train("paired", "maze", overrides=overrides, log_every=1)
+    rate = result.metrics["holdout_solve_rate"]
+    assert rate.shape == (1, 2) and np.isfinite(rate).all() and ((rate >= 0) & (rate <= 1)).all()

@@ -194,6 +194,12 @@ class Maze(Environment):
 
         return solvable(level)
 
+    def level_solvable(self, level: Level) -> jax.Array:
+        """``solvable`` as a traceable function (``solver.goal_reachable``), for inside programs."""
+        from envs.maze.solver import goal_reachable
+
+        return goal_reachable(level)
+
     def holdout_levels(self) -> dict[str, Level]:
         """The named holdout mazes (13x13 only)."""
         from envs.maze.holdouts import holdout_levels

@@ -85,4 +85,27 @@ def reachable_cells(level: Level) -> np.ndarray:
     return seen
 
 
-__all__ = ["shortest_path_length", "shortest_path_lengths", "solvable", "reachable_cells"]
+def goal_reachable(level: Level):
+    """``solvable`` inside a compiled program (jax bool scalar; vmap it for a batch): a flood
+    fill of the free cells from the agent's start, grown one cell per iteration until it stops
+    changing. Cells suffice because turning in place reaches every direction, so a pose search
+    and a cell search reach the same cells (``reachable_cells``); tests/test_maze.py checks it
+    against ``solvable`` on random levels."""
+    import jax
+    import jax.numpy as jnp
+
+    free = ~level.wall_map
+    start = jnp.zeros(free.shape, bool).at[level.agent_pos[0], level.agent_pos[1]].set(True)
+
+    def grow(carry):
+        reached, _ = carry
+        padded = jnp.pad(reached, 1)
+        grown = reached | (free & (padded[:-2, 1:-1] | padded[2:, 1:-1] | padded[1:-1, :-2] | padded[1:-1, 2:]))
+        return grown, (grown != reached).any()
+
+    reached, _ = jax.lax.while_loop(lambda carry: carry[1], grow, (start, jnp.bool_(True)))
+    at_start = (level.agent_pos == level.goal_pos).all()  # 0 actions: not solvable, as above
+    return reached[level.goal_pos[0], level.goal_pos[1]] & ~at_start
+
+
+__all__ = ["shortest_path_length", "shortest_path_lengths", "solvable", "goal_reachable", "reachable_cells"]

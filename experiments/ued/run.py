@@ -2,7 +2,8 @@
 curriculum trained through ``jaxrl ued`` (all seeds vmapped in one program), then evaluated by it on
 the holdout mazes and on random solvable levels (``ued_eval.json``). Writes ``greedy.csv`` (per
 curriculum, holdout maze and seed: the deterministic policy's return there, for
-``experiments/aggregate.py``), ``summary.md``, ``holdouts.png`` and ``curves.png``.
+``experiments/aggregate.py``), ``summary.md``, ``holdouts.png``, ``curves.png`` and ``eval_curves.png``
+(the solve rates evaluated during training).
 
     python experiments/ued/run.py --seeds 5 --total-steps 1000000 --n-walls 60
     python experiments/aggregate.py --greedy experiments/ued/greedy.csv --out experiments/ued \
@@ -36,7 +37,9 @@ def train_all(args) -> dict[str, float]:
         start = time.perf_counter()
         argv = ["ued", name, "--env", "maze", "--env-set", f"n_walls={args.n_walls}", "--seeds", str(args.seeds),
                 "--total-steps", str(args.total_steps), "--out", str(args.runs / name), "--overwrite", "--quiet",
-                "--eval-levels", str(args.eval_levels), "--checkpoint-every", "0"]
+                "--eval-levels", str(args.eval_levels), "--checkpoint-every", "0", "--log-every", "1"]
+        if args.eval_every:  # the evaluation logged during training (eval_curves.png)
+            argv += ["--set", f"eval_every={args.eval_every}", "--set", f"eval_random={args.eval_random}"]
         for setting in args.set or []:
             argv += ["--set", setting]
         if main(argv) != 0:
@@ -106,7 +109,33 @@ def write_results(args, seconds: dict[str, float]) -> None:
     axes[1].legend()
     plt.tight_layout()
     plt.savefig(HERE / f"curves{args.tag}.png", dpi=120)
+    plt.close()
+    if args.eval_every:
+        eval_curves(args)
     print("bounds for aggregate.py: --bounds " + ",".join(f"{lv}=0:1" for lv in pivot.index))
+
+
+def eval_curves(args) -> None:
+    """The deterministic policy's solve rate during training, on the holdout mazes and on the
+    random solvable levels evaluated every ``eval_every`` updates: mean over seeds, and a band of
+    the lowest and highest seed."""
+    columns = ("holdout_solve_rate", "random_solve_rate")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), sharey=True)
+    for name in args.curricula.split(","):
+        metrics = pd.read_csv(args.runs / name / "metrics.csv")
+        for ax, column in zip(axes, columns):
+            rows = metrics.dropna(subset=[column]).pivot(index="step", columns="seed", values=column)
+            line, = ax.plot(rows.index, rows.mean(axis=1), marker=".", label=name)
+            ax.fill_between(rows.index, rows.min(axis=1), rows.max(axis=1), color=line.get_color(), alpha=0.12)
+    axes[0].set_title(f"holdout mazes, every {args.eval_every} updates")
+    axes[1].set_title(f"{args.eval_random} random levels (solvable ones), every {args.eval_every} updates")
+    axes[0].set_ylabel(f"solve rate, mean of {args.seeds} seeds (band: min-max)")
+    for ax in axes:
+        ax.set_xlabel("env steps per seed (scoring steps included)")
+    axes[1].legend()
+    plt.tight_layout()
+    plt.savefig(HERE / f"eval_curves{args.tag}.png", dpi=120)
+    plt.close()
 
 
 if __name__ == "__main__":
@@ -116,6 +145,8 @@ if __name__ == "__main__":
     parser.add_argument("--total-steps", type=int, default=1_000_000)
     parser.add_argument("--n-walls", type=int, default=60)
     parser.add_argument("--eval-levels", type=int, default=500)
+    parser.add_argument("--eval-every", type=int, default=8, help="updates between evaluations during training (0: none)")
+    parser.add_argument("--eval-random", type=int, default=64, help="random levels in each evaluation during training")
     parser.add_argument("--set", action="append", help="a setting for every curriculum (repeatable)")
     parser.add_argument("--runs", type=Path, default=Path("runs/ued"))
     parser.add_argument("--tag", default="", help="suffix of the files written here (a second configuration)")

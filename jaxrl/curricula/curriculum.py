@@ -67,7 +67,8 @@ class CurriculumConfig(ppo.PPOConfig):
     sfl_ratio: float = 0.5  # SFL: fraction of envs on buffer levels
     schedule_seed: int = 0
     paired_walls: int = 60  # PAIRED: walls the teacher places per level
-    eval_every: int = 0  # updates between evaluations on the environment's holdout levels (0: none)
+    eval_every: int = 0  # updates between evaluations on holdout and random levels (0: none)
+    eval_random: int = 0  # random levels (the unsolvable left out) in each evaluation (evaluation.training_evaluation)
     train_levels: str = ""  # a fixed training set, as level text (``--levels FILE``); "" = the generator
 
 
@@ -183,29 +184,9 @@ def build(config: CurriculumConfig, env: envs.Environment) -> Agent:
 
         return jax.lax.cond(learns, learn_now, skip, agent_state, hparams, batch, step)
 
-    if config.eval_every:
-        if not hasattr(base, "holdout_levels"):
-            raise ConfigError(f"eval_every needs holdout levels, and {base.name} has none")
-        from jaxrl.analysis.evaluation import episodes
-        from jaxrl.curricula.evaluation import stack
+    from jaxrl.curricula.evaluation import training_evaluation  # with the evaluation code only when built
 
-        named = base.holdout_levels()
-        holdouts = stack(list(named.values()))
-        horizon = int(base.default_params.max_steps_in_episode)
-        play = episodes(base, lambda p, obs, k, m: inner.act(p, obs, k, True, m), len(named), horizon, inner.initial_memory)
-
-    def evaluate(metrics, agent_state, params, step, key):
-        """Every ``eval_every`` updates: the deterministic policy once on each holdout level,
-        reported as occasional metrics (NaN in windows without an evaluation)."""
-        def run(_):
-            returns, _, _ = play(inner.policy_params(agent_state), key, params, holdouts)
-            return (returns > 0).astype(jnp.float32).sum(), returns.sum()
-
-        due = step % config.eval_every == 0
-        solved, total = jax.lax.cond(due, run, lambda _: (jnp.float32(0), jnp.float32(0)), None)
-        count = jnp.where(due, float(len(named)), 0.0)
-        metrics.update(holdout_solve_rate_sum=solved, holdout_solve_rate_count=count,
-                       holdout_return_sum=total, holdout_return_count=count)
+    evaluate = training_evaluation(config, base, inner.act, inner.initial_memory)
 
     def update(state: CurriculumState, hparams, step):
         key, level_key, replay_key, mutate_key, rollout_key, sfl_key, eval_key = jax.random.split(state.key, 7)
@@ -255,8 +236,8 @@ def build(config: CurriculumConfig, env: envs.Environment) -> Agent:
             metrics["level_score"] = scores.mean()
             metrics["replay"] = replayed.astype(jnp.float32)
         metrics["buffer_size"] = buffer.size.astype(jnp.float32)
-        if config.eval_every:
-            evaluate(metrics, agent_state, params, step, eval_key)
+        if evaluate is not None:
+            metrics.update(evaluate(inner.policy_params(agent_state), params, step, eval_key))
         return CurriculumState(agent_state, buffer, parents, key), metrics
 
     def refresh_sfl(buffer, agent_state, hparams, step, key):
@@ -336,6 +317,8 @@ def check(config: CurriculumConfig, hparams: CurriculumHParams, discrete: bool) 
     require(config.top_k >= 1, f"top_k must be >= 1, got {config.top_k}")
     require(config.num_edits >= 1, f"num_edits must be >= 1, got {config.num_edits}")
     require(config.eval_every >= 0, f"eval_every must be >= 0, got {config.eval_every}")
+    require(config.eval_random >= 0, f"eval_random must be >= 0, got {config.eval_random}")
+    require(not config.eval_random or config.eval_every, "eval_random needs eval_every > 0 (the updates between evaluations)")
     require(config.paired_walls >= 0, f"paired_walls must be >= 0, got {config.paired_walls}")
     require(hparams.temperature > 0, f"temperature must be positive, got {hparams.temperature}")
     require((hparams.staleness >= 0) & (hparams.staleness <= 1), f"staleness must be in [0, 1], got {hparams.staleness}")

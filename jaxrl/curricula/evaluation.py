@@ -6,14 +6,19 @@ ends with a positive return (the maze rewards only reaching the goal)."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from envs.levels import stack_levels as stack
-from jaxrl.analysis.evaluation import episode_program, eval_keys, recurrent_act
+from jaxrl.analysis.evaluation import episode_program, episodes, eval_keys, recurrent_act
 from jaxrl.core.contract import ConfigError
+
+# The random levels evaluated during training come from this fixed key: every evaluation, and
+# every seed, plays the same levels, so that a curve shows the policy changing, not the sample.
+EVAL_LEVELS_SEED = 0
 
 
 def play_levels(train: Any, policy_params: Any, levels: Any, *, seed: int = 0, max_steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -86,3 +91,67 @@ def level_report(train: Any, policy_params: Any, *, named: Mapping[str, Any] | N
         sample = random_solvable_levels(train.env, train.default_env_params, random_levels, seed)
         report["random_solvable"] = summary(*play_levels(train, policy_params, sample, seed=seed))
     return report
+
+
+def training_evaluation(config: Any, env: Any, act: Callable, initial_memory: Callable | None) -> Callable | None:
+    """``evaluate(policy_params, env_params, step, key) -> metrics`` for inside a curriculum's
+    update, or None when ``config.eval_every`` is 0. Every ``eval_every`` updates the
+    deterministic policy plays once:
+    - each of the environment's holdout levels: ``holdout_solve_rate``, ``holdout_return``;
+    - ``config.eval_random`` levels of its generator, drawn with ``EVAL_LEVELS_SEED`` and the
+      run's parameters, of which those its solver finds unsolvable are left out:
+      ``random_solve_rate``, ``random_return`` and ``random_return_cvar10`` (the mean return of
+      the worst 10% of them).
+    Each is a ``_sum``/``_count`` pair, so a logging window without an evaluation logs NaN."""
+    if not config.eval_every:
+        return None
+    named = env.holdout_levels() if hasattr(env, "holdout_levels") else {}
+    if config.eval_random and not hasattr(env, "level_solvable"):
+        raise ConfigError(f"eval_random needs a level solver that runs inside the program, and {env.name} has none")
+    if not named and not config.eval_random:
+        raise ConfigError(f"eval_every needs holdout levels or eval_random > 0, and {env.name} has no holdout levels")
+    horizon = int(env.default_params.max_steps_in_episode)
+    greedy = lambda p, obs, k, m: act(p, obs, k, True, m)  # noqa: E731
+    holdouts = stack(list(named.values())) if named else None
+    play_named = episodes(env, greedy, len(named), horizon, initial_memory) if named else None
+    play_random = episodes(env, greedy, config.eval_random, horizon, initial_memory) if config.eval_random else None
+
+    def run(policy_params, params, key):
+        named_key, random_key = jax.random.split(key)
+        out = {}
+        if named:
+            returns, _, _ = play_named(policy_params, named_key, params, holdouts)
+            out.update(holdout_solved=(returns > 0).sum().astype(jnp.float32), holdout_return=returns.sum())
+        if config.eval_random:
+            level_keys = jax.random.split(jax.random.key(EVAL_LEVELS_SEED), config.eval_random)
+            levels = jax.vmap(env.sample_level, in_axes=(0, None))(level_keys, params)
+            solvable = jax.vmap(env.level_solvable)(levels)
+            returns, _, _ = play_random(policy_params, random_key, params, levels)
+            count = solvable.sum()
+            ordered = jnp.sort(jnp.where(solvable, returns, jnp.inf))
+            tail = jnp.maximum(1, jnp.ceil(0.1 * count)).astype(jnp.int32)
+            cvar10 = jnp.where(jnp.arange(config.eval_random) < tail, ordered, 0.0).sum() / tail
+            out.update(random_solved=((returns > 0) & solvable).sum().astype(jnp.float32),
+                       random_return=jnp.where(solvable, returns, 0.0).sum(),
+                       random_count=count.astype(jnp.float32),
+                       random_cvar10=jnp.where(count > 0, cvar10, 0.0))
+        return out
+
+    def evaluate(policy_params, params, step, key):
+        due = step % config.eval_every == 0
+        shapes = jax.eval_shape(run, policy_params, params, key)
+        out = jax.lax.cond(due, run, lambda *_: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes),
+                           policy_params, params, key)
+        metrics = {}
+        if named:
+            count = jnp.where(due, float(len(named)), 0.0)
+            metrics.update(holdout_solve_rate_sum=out["holdout_solved"], holdout_solve_rate_count=count,
+                           holdout_return_sum=out["holdout_return"], holdout_return_count=count)
+        if config.eval_random:
+            metrics.update(random_solve_rate_sum=out["random_solved"], random_solve_rate_count=out["random_count"],
+                           random_return_sum=out["random_return"], random_return_count=out["random_count"],
+                           random_return_cvar10_sum=out["random_cvar10"],
+                           random_return_cvar10_count=(out["random_count"] > 0).astype(jnp.float32))
+        return metrics
+
+    return evaluate

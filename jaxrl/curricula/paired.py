@@ -44,6 +44,9 @@ def build(config: cur.CurriculumConfig, env: envs.Environment) -> Agent:
     teacher = ppo.build(teacher_config, editor)
     student_env = envs.make_vector(envs.AutoReplay(base), config.num_envs)
     teacher_env = envs.make_vector(editor, config.num_envs)
+    from jaxrl.curricula.evaluation import training_evaluation  # with the evaluation code only when built
+
+    evaluate = training_evaluation(config, base, student.act, student.initial_memory)  # the protagonist's
 
     def init(key, hparams, env_params):
         protagonist_key, antagonist_key, teacher_key, level_key, key = jax.random.split(key, 5)
@@ -72,7 +75,7 @@ def build(config: cur.CurriculumConfig, env: envs.Environment) -> Agent:
         return student_state, metrics, per_env(traj)
 
     def update(state: cur.CurriculumState, hparams, step):
-        key, teacher_key, protagonist_key, antagonist_key = jax.random.split(state.key, 4)
+        key, teacher_key, protagonist_key, antagonist_key, eval_key = jax.random.split(state.key, 5)
         teacher_state, teacher_data, levels = build_levels(state.others["teacher"], hparams, step, teacher_key)
         protagonist, metrics, protagonist_data = play(state.agent, levels, hparams, step, protagonist_key)
         antagonist, _, antagonist_data = play(state.others["antagonist"], levels, hparams, step, antagonist_key)
@@ -84,6 +87,9 @@ def build(config: cur.CurriculumConfig, env: envs.Environment) -> Agent:
         metrics.update(cur.episode_metrics(protagonist_data))
         metrics.update(regret=regret.mean(), teacher_entropy=teacher_metrics["entropy"],
                        level_walls=levels.wall_map.sum(axis=(1, 2)).astype(jnp.float32).mean())
+        if evaluate is not None:
+            params = jax.tree.map(lambda x: x[0], protagonist.env.params)
+            metrics.update(evaluate(student.policy_params(protagonist), params, step, eval_key))
         others = {"antagonist": antagonist, "teacher": teacher_state}
         return cur.CurriculumState(protagonist, state.buffer, levels, key, others), metrics
 
