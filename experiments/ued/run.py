@@ -104,12 +104,7 @@ def write_results(args, seconds: dict[str, float]) -> None:
         axes[1].plot(mean.index, mean["solved_fraction"], label=name)
     axes[0].set_title("training return (levels the curriculum chose)")
     axes[1].set_title("fraction of training episodes solved")
-    for ax in axes:
-        ax.set_xlabel("env steps per seed (scoring steps included)")
-    axes[1].legend()
-    plt.tight_layout()
-    plt.savefig(HERE / f"curves{args.tag}.png", dpi=120)
-    plt.close()
+    _save_curves(axes, HERE / f"curves{args.tag}.png")
     if args.eval_every:
         eval_curves(args)
     print("bounds for aggregate.py: --bounds " + ",".join(f"{lv}=0:1" for lv in pivot.index))
@@ -130,11 +125,15 @@ def eval_curves(args) -> None:
     axes[0].set_title(f"holdout mazes, every {args.eval_every} updates")
     axes[1].set_title(f"{args.eval_random} random levels (solvable ones), every {args.eval_every} updates")
     axes[0].set_ylabel(f"solve rate, mean of {args.seeds} seeds (band: min-max)")
+    _save_curves(axes, HERE / f"eval_curves{args.tag}.png")
+
+
+def _save_curves(axes, path: Path) -> None:
     for ax in axes:
         ax.set_xlabel("env steps per seed (scoring steps included)")
     axes[1].legend()
     plt.tight_layout()
-    plt.savefig(HERE / f"eval_curves{args.tag}.png", dpi=120)
+    plt.savefig(path, dpi=120)
     plt.close()
 
 
