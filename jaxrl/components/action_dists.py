@@ -47,13 +47,17 @@ class Categorical:
     def mode(self) -> jax.Array:
         return jnp.argmax(self.logits, axis=-1)
 
+    def _where_possible(self, x: jax.Array) -> jax.Array:
+        # An action of probability 0 (logit -inf) adds 0, not 0 * -inf, and the zero is taken
+        # before the product, so that its gradient is 0 too rather than NaN.
+        return jnp.where(self.probs > 0, x, 0.0)
+
     def entropy(self) -> jax.Array:
-        # An action of probability 0 (logit -inf) adds 0, not 0 * -inf.
-        return -jnp.sum(jnp.where(self.probs > 0, self.probs * self.logits, 0.0), axis=-1)
+        return -jnp.sum(self.probs * self._where_possible(self.logits), axis=-1)
 
     def kl_divergence(self, other: Categorical) -> jax.Array:
         """KL(self || other) per batch element."""
-        return jnp.sum(jnp.where(self.probs > 0, self.probs * (self.logits - other.logits), 0.0), axis=-1)
+        return jnp.sum(self.probs * self._where_possible(self.logits - other.logits), axis=-1)
 
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
