@@ -207,6 +207,12 @@ class MetaProgram:
 
             return jax.vmap(one_member)(members)
 
+        if keys.shape[0] == 1:
+            # One slot (one task, one seed): called without the slot axis and given it back after.
+            # XLA:CPU compiles a vmap of size 1 into slower code than the function alone (the host
+            # driver does the same for one run; experiments/bench/README.md, meta-training).
+            first = lambda x: None if x is None else x[0]  # noqa: E731
+            return one_slot(keys[0], jax.tree.map(first, env_params), greedy_keys[0])[None]
         return jax.vmap(one_slot, in_axes=(0, None if env_params is None else 0, 0))(keys, env_params, greedy_keys)
 
     def _greedy_return(self, train: Train, state: Any, key: jax.Array, env_params: Any) -> jax.Array:
