@@ -48,6 +48,8 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
         "environment parameter or option, e.g. max_steps_in_episode=200 or backend=spring; a distribution "
         "such as gravity=uniform:8:12 randomises it every episode (domain randomisation)"))
     train.add_argument("--log-every", type=int, default=None, help="updates per logged row (default: ~100 rows)")
+    train.add_argument("--final-fraction", type=float, default=0.1, metavar="F", help=(
+        "the final return is the mean return of the episodes that ended in the last F of the updates (default 0.1)"))
     train.add_argument("--out", default=None, help="run directory to write (default: runs/<algorithm>-<env>)")
     train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     train.add_argument("--resume", metavar="RUN_DIR", default=None, help=(
@@ -60,7 +62,7 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files to RUN_DIR/tensorboard (needs tensorboardX)")
     train.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (needs wandb; project from WANDB_PROJECT)")
     train.add_argument("--objective", metavar="META_DIR", default=None, help=(
-        "train with the learned weights a `jaxrl meta-train` run wrote into META_DIR (lpo, ta_lpo)"))
+        "train with the learned weights a `jaxrl meta-train` run wrote into META_DIR (lpo, ta-lpo)"))
     train.add_argument("--optimizer", metavar="NAME|learned:META_DIR", default=None, help=(
         "the optimizer: a name (adam, sgd, rmsprop, learned_mlp, ...; as --set optimizer=NAME) or "
         "learned:META_DIR, the learned optimizer a `jaxrl meta-train optimizer` run wrote into META_DIR"))
@@ -219,6 +221,7 @@ def _cmd_train(args: argparse.Namespace, extra_overrides: dict[str, Any] | None 
         seed=args.seed,
         num_seeds=args.seeds,
         log_every=args.log_every,
+        final_fraction=args.final_fraction,
         checkpoint_every=args.checkpoint_every,
         keep_checkpoints=args.keep_checkpoints,
         resume=args.resume is not None,

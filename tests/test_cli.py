@@ -28,6 +28,7 @@ register(Algorithm(**{**{f.name: getattr(PPO, f.name) for f in dataclasses.field
         (["train", "ppo", "--env", "CartPole-v1", "--set", "learning_rate=3e-4"], "no setting 'learning_rate'"),
         (["train", "ppo", "--env", "CartPole-v1", "--set", "lr"], "KEY=VALUE"),
         (["train", "ppo", "--env", "CartPole-v1", "--seeds", "0"], "--seeds"),
+        (["train", "ppo", "--env", "CartPole-v1", "--final-fraction", "1.5"], "final_fraction must be a number in (0, 1]"),
         (["train", "test-discrete-only", "--env", "Pendulum-v1"], "needs discrete actions"),
         (["train", "ppo"], "required: --env"),
         (["frobnicate"], "invalid choice"),

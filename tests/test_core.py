@@ -36,8 +36,6 @@ def test_train_logs_static_windows_and_masks_the_last_one():
     lr = float(train.default_hparams.lr)
     expected = [lr * (1 - np.mean(updates) / 10) for updates in ([0, 1, 2, 3], [4, 5, 6, 7], [8, 9])]
     np.testing.assert_allclose(metrics["lr"], expected, rtol=1e-6)
-    returns = np.asarray(metrics["episode_return"])
-    assert float(metrics["final_return"]) == returns[np.isfinite(returns)][-1]
     # The policy's parameters come out of the state as act needs them.
     act = jax.jit(lambda p, o: train.act(p, o, jax.random.key(1), True))
     assert act(train.policy_params(state), jnp.zeros((3, 4))).shape == (3,)
@@ -68,12 +66,30 @@ def test_default_log_every_divides_the_run_where_it_can():
     assert default_log_every(4882) == 48  # 2 x 2441: no divisor near 48, so the last window is masked
 
 
-def test_final_return_is_the_last_window_that_had_an_episode():
+def test_final_return_reads_the_final_sums_of_the_rows():
     from jaxrl.core.train import final_return
 
-    nan = np.nan
-    returns = jnp.asarray([[1.0, 2.0, nan], [nan, nan, nan], [nan, 3.0, nan]])
-    np.testing.assert_array_equal(final_return(returns), [2.0, nan, 3.0])
+    rows = {"final_return_sum": jnp.asarray([[0.0, 3.0, 10.0], [0.0, 0.0, 0.0]]),
+            "final_episode_count": jnp.asarray([[0.0, 1.0, 4.0], [0.0, 0.0, 0.0]])}
+    np.testing.assert_allclose(final_return(rows), [13.0 / 5.0, np.nan])
+
+
+def test_final_return_is_the_mean_over_the_final_fraction_whatever_log_every():
+    # 20 updates; the last 20% are updates 16-19, which starts inside a window of 3 (15-17).
+    def run(log_every):
+        train = jaxrl.make_train("ppo", "CartPole-v1", total_steps=20 * 128, overrides=WEIGHTED, log_every=log_every,
+                                 final_fraction=0.2)
+        return jax.jit(train)(jax.random.key(0), train.default_hparams)[1]
+
+    per_update = run(1)
+    returns, counts = np.asarray(per_update["episode_return"]), np.asarray(per_update["episode_count"])
+    assert counts[16:].sum() >= 8  # enough episodes that a wrong window would show
+    by_hand = np.nansum(returns[16:] * counts[16:]) / counts[16:].sum()
+    assert abs(by_hand - np.nansum(returns[15:] * counts[15:]) / counts[15:].sum()) > 1e-3  # the boundary matters
+    for log_every in (1, 3, 20):
+        np.testing.assert_allclose(float(run(log_every)["final_return"]), by_hand, rtol=1e-6)
+    with pytest.raises(jaxrl.ConfigError, match="final_fraction"):
+        jaxrl.make_train("ppo", "CartPole-v1", final_fraction=0.0)
 
 
 def _probe(train, key):

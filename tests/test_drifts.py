@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import jaxrl
-from jaxrl.algorithms import lpo  # noqa: F401  (registers lpo, ta_lpo, dpo)
+from jaxrl.algorithms import lpo  # noqa: F401  (registers lpo, ta-lpo, dpo)
 from jaxrl.components.drifts import DRIFT_FEATURES, dpo_drift, drift_features, drift_weights, learned_drift
 from jaxrl.components.losses import clipped_surrogate_loss
 from jaxrl.components.objectives import PolicyTerms, get_objective, register_objective
@@ -24,6 +24,31 @@ def _random_weights(key, temporal, scale=1.0):
     return {"hidden": scale * jax.random.normal(k1, weights["hidden"].shape), "out": scale * jax.random.normal(k2, weights["out"].shape)}
 
 
+def _one_sided_quotients(drift, h):
+    """(D(1 + h) - D(1)) / h and (D(1 - h) - D(1)) / h for every advantage. ``jax.grad`` cannot
+    check the slope at r = 1: relu's derivative at exactly 0 is 0, so any relu(f(r) - f(1)) has a
+    zero gradient there whatever its one-sided slopes."""
+    at_one = drift(jnp.ones_like(ADVANTAGES))
+    return jnp.stack([(drift(jnp.full_like(ADVANTAGES, 1.0 + h)) - at_one) / h,
+                      (drift(jnp.full_like(ADVANTAGES, 1.0 - h)) - at_one) / h])
+
+
+def _zero_value_and_slope_at_one(drift) -> bool:
+    """D(1) = 0 and both one-sided slopes at r = 1 are 0: a remainder of order (r - 1)^2 gives
+    quotients of order h, which shrink tenfold from h = 1e-2 to 1e-3 (float32 rounding allows 1e-2);
+    a drift with a one-sided slope s keeps quotients near s."""
+    at_one = drift(jnp.ones_like(ADVANTAGES))
+    coarse, fine = (float(jnp.abs(_one_sided_quotients(drift, h)).max()) for h in (1e-2, 1e-3))
+    return bool(jnp.all(at_one == 0.0)) and fine <= 0.2 * coarse + 1e-2
+
+
+def _without_taylor_term(weights, ratio, advantage, progress):
+    """A broken drift: relu(f(r) - f(1)), without the first-order term; 0 at r = 1 with a zero
+    relu gradient there, but a one-sided slope of |f'(1)|."""
+    f = lambda r: jnp.tanh(drift_features(r, advantage, progress) @ weights["hidden"]) @ weights["out"]  # noqa: E731
+    return jax.nn.relu(f(ratio) - f(jnp.ones_like(ratio)))
+
+
 @pytest.mark.parametrize("temporal", [False, True])
 def test_learned_drift_meets_the_mirror_learning_conditions_for_random_weights(temporal):
     r, a = jnp.meshgrid(RATIOS, ADVANTAGES)
@@ -33,10 +58,14 @@ def test_learned_drift_meets_the_mirror_learning_conditions_for_random_weights(t
         drift = learned_drift(weights, r, a, progress)
         assert bool(jnp.all(drift >= 0)), "the drift must be non-negative"
         assert float(drift.max()) > 1e-3, "random weights should give a drift that is not zero everywhere"
-        at_one = learned_drift(weights, jnp.ones_like(ADVANTAGES), ADVANTAGES, progress)
-        np.testing.assert_array_equal(at_one, 0.0)
-        slope = jax.vmap(jax.grad(lambda x, adv: learned_drift(weights, x, adv, progress)))(jnp.ones_like(ADVANTAGES), ADVANTAGES)
-        np.testing.assert_array_equal(slope, 0.0)
+        assert _zero_value_and_slope_at_one(lambda x: learned_drift(weights, x, ADVANTAGES, progress))
+        # The check fails on the drift without the Taylor term, whose gradient at r = 1 is also 0.
+        broken = lambda x: _without_taylor_term(weights, x, ADVANTAGES, progress)  # noqa: E731
+        np.testing.assert_array_equal(jax.vmap(jax.grad(lambda x, adv: _without_taylor_term(weights, x, adv, progress)))(
+            jnp.ones_like(ADVANTAGES), ADVANTAGES), 0.0)
+        assert not _zero_value_and_slope_at_one(broken)
+        # ... and on one that is not 0 at r = 1.
+        assert not _zero_value_and_slope_at_one(lambda x: learned_drift(weights, x, ADVANTAGES, progress) + 1e-3)
 
 
 def _terms(key, n=256):
@@ -60,7 +89,7 @@ def test_zero_output_network_from_ppo_is_ppos_clipped_objective_and_the_drift_is
     loss, _ = get_objective("lpo")(terms, _H(zero), progress)
     np.testing.assert_allclose(loss, ppo_loss, rtol=1e-6, atol=1e-7)
     # From zero, a zero network is the unclipped surrogate E[r A]:
-    loss, _ = get_objective("lpo_zero")(terms, _H(zero), progress)
+    loss, _ = get_objective("lpo-zero")(terms, _H(zero), progress)
     np.testing.assert_allclose(loss, -(terms.ratio * terms.advantage).mean(), rtol=1e-6)
     # The sign: a learned drift is a penalty, loss = PPO's loss + mean D_net (not minus).
     weights = _random_weights(jax.random.key(1), False)
@@ -69,7 +98,7 @@ def test_zero_output_network_from_ppo_is_ppos_clipped_objective_and_the_drift_is
     loss, _ = get_objective("lpo")(terms, _H(weights), progress)
     np.testing.assert_allclose(loss, ppo_loss + d_net, rtol=1e-5)
     # TA-LPO with zero output is PPO too, at any progress.
-    loss, _ = get_objective("ta_lpo")(terms, _H(drift_weights(True)), progress)
+    loss, _ = get_objective("ta-lpo")(terms, _H(drift_weights(True)), progress)
     np.testing.assert_allclose(loss, ppo_loss, rtol=1e-6, atol=1e-7)
 
 
@@ -104,8 +133,24 @@ def test_ta_lpo_sees_training_progress_as_n_over_N():
 
 
 def test_lpo_algorithms_train_and_refuse_weights_of_the_wrong_shape():
-    assert {"lpo", "ta_lpo", "dpo"} <= set(jaxrl.list_algorithms())
-    with pytest.raises(ConfigError, match=r"objective ta_lpo needs drift weights \{'hidden': \[9, H\]"):
-        jaxrl.make_train("lpo", "CartPole-v1", overrides={"objective": "ta_lpo"})
+    assert {"lpo", "ta-lpo", "dpo"} <= set(jaxrl.list_algorithms())
+    with pytest.raises(ConfigError, match=r"objective ta-lpo needs drift weights \{'hidden': \[9, H\]"):
+        jaxrl.make_train("lpo", "CartPole-v1", overrides={"objective": "ta-lpo"})
     with pytest.raises(ConfigError, match="objective dpo needs objective_params"):
         jaxrl.make_train("dpo", "CartPole-v1", overrides={"objective_params": {"alpha": np.float32(2.0)}})
+
+
+def test_names_are_hyphenated_and_the_underscored_spelling_is_an_alias():
+    from jaxrl.core.contract import get_algorithm, list_algorithms
+    from jaxrl.driver.spec import canonical_metadata
+
+    assert {"ta-lpo", "dsac-t", "mdpo-off", "robust-plr"} <= set(list_algorithms())
+    assert not [name for name in list_algorithms() if "_" in name]
+    assert get_algorithm("ta_lpo") is get_algorithm("ta-lpo")
+    assert get_objective("lpo_zero") is get_objective("lpo-zero") and get_objective("ta_lpo_zero") is get_objective("ta-lpo-zero")
+    old = jaxrl.make_train("ta_lpo", "CartPole-v1", overrides={"objective": "ta_lpo_zero"})
+    new = jaxrl.make_train("ta-lpo", "CartPole-v1", overrides={"objective": "ta-lpo-zero"})
+    assert (old.algorithm.name, old.config.objective) == ("ta-lpo", "ta-lpo-zero") and old.config == new.config
+    # The metadata of a run written with the old names compares equal to today's spec.
+    saved = {"algorithm": "ta_lpo", "config": {"objective": "lpo_zero", "lr": 1}, "seed": 0}
+    assert canonical_metadata(saved) == {"algorithm": "ta-lpo", "config": {"objective": "lpo-zero", "lr": 1}, "seed": 0}

@@ -180,7 +180,7 @@ def _reshaped_dir(meta_optimizer, tmp_path):
     ("empty", "needs a directory"),
     ("reshaped", "do not fit the learned_mlp optimizer"),
     ("unknown", "unknown optimizer 'adamw2'"),
-    ("dqn", "only ppo, mdpo, lpo, ta_lpo, dpo give it"),
+    ("dqn", "only ppo, mdpo, lpo, ta-lpo, dpo give it"),
 ])
 def test_bad_optimizer_is_one_line_and_exit_2(meta_optimizer, tmp_path, capsys, case, message):
     value = {"missing": f"learned:{tmp_path / 'nope'}", "empty": "learned:", "unknown": "adamw2", "dqn": "learned_mlp",

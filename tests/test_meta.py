@@ -126,6 +126,9 @@ def test_meta_train_writes_its_directory_and_the_objective_trains(tmp_path):
     frame = pd.read_csv(out / "meta.csv")
     assert list(frame["generation"]) == [1, 2]
     assert {"fitness_best", "fitness_mean", "fitness_worst", "mean_member_return", "wall_time", "env_steps"} <= set(frame)
+    # --noise-every 5: measured before the first generation and at the last.
+    assert frame["fitness_noise_std"].notna().all() and (frame["fitness_noise_std"] > 0).all()
+    assert (frame["fitness_population_std"] >= 0).all()  # 0 here: 1,024 steps leave every member at PPO
     assert (out / "fitness.png").stat().st_size > 0
     weights, objective = load_objective(out, algorithm="lpo")
     assert objective == "lpo" and weights["hidden"].shape == (8, 32)
@@ -218,3 +221,85 @@ def test_population_is_padded_and_sharded_over_devices():
     # 3 runs padded to 4 over 2 devices; the padding run is dropped.
     assert out["devices"] == 2 and out["shape"] == [3, 1, 1]
     assert out["close"], out
+
+
+class _NoisyTrain:
+    """A stand-in for an inner training run whose final return is known: -|w - 1|^2 plus Gaussian
+    noise of std ``NOISE`` drawn from the run's key (so the members of a generation, which share
+    their seeds, share it too, as in the engine's real runs)."""
+
+    NOISE = 3.0
+
+    def __init__(self):
+        from types import SimpleNamespace
+
+        from flax import struct
+
+        @struct.dataclass
+        class HParams:
+            objective_params: dict
+
+        self.algorithm, self.config = SimpleNamespace(name="noisy"), SimpleNamespace(objective="learned")
+        self.env_name, self.default_env_params = "noisy", None
+        self.default_hparams = HParams({"w": jnp.zeros(4)})
+
+    def __call__(self, key, hparams, env_params=None):
+        w = hparams.objective_params["w"]
+        return None, {"final_return": -jnp.sum((w - 1.0) ** 2) + self.NOISE * jax.random.normal(key)}
+
+
+@pytest.mark.parametrize("sigma", [1e-6, 1.0])
+def test_noise_is_one_members_spread_and_the_population_std_is_the_members(sigma):
+    from jaxrl.meta.engine import MetaProgram
+
+    train = _NoisyTrain()
+    seeds = 4
+    es = make_strategy("open_es", train.default_hparams.objective_params, population=16, sigma=sigma)
+    program = MetaProgram(train, es, "objective_params", num_seeds=seeds, noise_repeats=64)
+    state = program.init(jax.random.key(0))
+    noise = program.noise(state)
+    # One member's fitness is the mean over `seeds` seeds: its std is NOISE / sqrt(seeds) (= 1.5);
+    # 64 repeats estimate it to about 9%.
+    np.testing.assert_allclose(float(noise["fitness_noise_std"]), train.NOISE / np.sqrt(seeds), rtol=0.3)
+    # The mean at w = 0 has fitness -4, inside its interval.
+    assert float(noise["mean_fitness_ci_low"]) < -4.0 < float(noise["mean_fitness_ci_high"])
+    same = program.noise(state)
+    assert float(same["fitness_noise_std"]) == float(noise["fitness_noise_std"])  # measuring leaves the state as it was
+    _, row = program.generation(state)
+    # Members share their seeds' noise, so the population's spread is the spread of -|w - 1|^2 alone:
+    # about 0 at sigma 1e-6, about 4.9 at sigma 1 (the std of a noncentral chi-squared, k = 4, lambda = 4).
+    if sigma < 1e-3:
+        assert float(row["fitness_population_std"]) < 1e-3
+    else:
+        assert 2.0 < float(row["fitness_population_std"]) < 12.0
+    np.testing.assert_allclose(float(row["mean_member_fitness"]), float(row["mean_member_return"]))
+
+
+def test_a_scalar_is_searched_in_log_space_and_reported():
+    program, spec = build_program("ppo", "CartPole-v1", field="lr", log_space=True, population=2, sigma=0.5,
+                                  inner_steps=1024, overrides={**INNER_OVERRIDES, "lr": 1e-3}, track_mean=False)
+    state = program.init(jax.random.key(0))
+    np.testing.assert_allclose(float(program.strategy.mean(state.es)), np.log(1e-3), rtol=1e-6)  # searches log(lr)
+    _, row = program.generation(state)
+    assert spec["log_space"] and 1e-4 < float(row["mean_value"]) < 1e-2 and float(row["mean_value"]) != pytest.approx(1e-3)
+    with pytest.raises(ConfigError, match="no hyperparameter 'lrr'"):
+        build_program("ppo", "CartPole-v1", field="lrr", population=2)
+    with pytest.raises(ConfigError, match="default must be positive"):
+        build_program("ppo", "CartPole-v1", field="ent_coef", log_space=True, population=2, overrides={"ent_coef": 0.0})
+
+
+@pytest.mark.slow
+def test_the_search_lands_in_the_best_region_a_sweep_finds(tmp_path):
+    # The study experiments/known_optimum/run.py at a smaller size: ES over PPO's log learning rate
+    # must end where a grid sweep of the same inner runs finds the best final returns.
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "experiments" / "known_optimum" / "run.py"
+    spec = importlib.util.spec_from_file_location("known_optimum", path)
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    result = study.run(tmp_path, inner_steps=16_384, seeds=4, grid=7, population=4, generations=10, sigma=0.3,
+                       es_lr=0.4, start_lr=1e-3)
+    assert result["best_region"][0] > 1e-3, result  # the answer is away from the start
+    assert result["landed"], result

@@ -260,6 +260,7 @@ BAD_SPECS = [
     ["--grid", "lr=1e-3", "--grid", "lr=1e-4"],  # the same setting twice
     ["--grid", "lr=1e-3", "--set", "lr=1e-4"],  # swept and fixed
     ["--grid", "lr=1e-3", "--seeds", "0"],
+    ["--grid", "lr=1e-3", "--final-fraction", "0"],
 ]
 
 

@@ -8,7 +8,7 @@ _BUILT_IN = {
     "ppo": "ppo",
     "mdpo": "ppo",
     "lpo": "lpo",
-    "ta_lpo": "lpo",
+    "ta-lpo": "lpo",
     "dpo": "lpo",
     "dqn": "dqn",
     "pqn": "pqn",

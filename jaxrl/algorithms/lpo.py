@@ -3,9 +3,9 @@
 * ``lpo``: Learned Policy Optimisation (Lu et al., 2022, "Discovered Policy Optimisation"): PPO's
   clipping drift plus a learned drift network, ``objective_params``. Its default weights are zero,
   so ``jaxrl train lpo`` is PPO until the weights are meta-trained (``jaxrl meta-train lpo``) and
-  given back with ``jaxrl train lpo --objective RUN_DIR``. ``--set objective=lpo_zero`` drops
+  given back with ``jaxrl train lpo --objective RUN_DIR``. ``--set objective=lpo-zero`` drops
   PPO's drift (the learned one alone).
-* ``ta_lpo``: temporally-aware LPO (Jackson et al., 2024): the drift also sees n/N.
+* ``ta-lpo``: temporally-aware LPO (Jackson et al., 2024): the drift also sees n/N.
 * ``dpo``: Discovered Policy Optimisation, LPO's drift in closed form (alpha 2, beta 0.6).
 
 Every other setting is PPO's, with PPO's defaults; PPO's ``check`` checks the weights against
@@ -33,7 +33,7 @@ def _defaults(objective: str) -> Callable[[str, bool], tuple[ppo.PPOConfig, ppo.
 
 for _name, _summary in (
     ("lpo", "Learned Policy Optimisation: PPO plus a learned drift (meta-train it with `jaxrl meta-train lpo`)"),
-    ("ta_lpo", "Temporally-aware LPO: the learned drift also sees training progress n/N"),
+    ("ta-lpo", "Temporally-aware LPO: the learned drift also sees training progress n/N"),
     ("dpo", "Discovered Policy Optimisation: LPO's discovered drift in closed form"),
 ):
     register(

@@ -40,7 +40,7 @@ from jaxrl.components.rollout import EnvCarry, Transition, env_reset, episode_me
 from jaxrl.components.sgd import minibatch_epochs
 from jaxrl.components.targets import get_targets
 from jaxrl.components.value_losses import check_value_head, value_head
-from jaxrl.core.contract import Agent, Algorithm, Progress, check_batch, compose, register, require
+from jaxrl.core.contract import Agent, Algorithm, Progress, canonical_name, check_batch, compose, register, require
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,12 @@ class PPOConfig:
     targets: str = "gae"
     memory: str = "none"  # none | gru: a recurrent actor and critic (see the module docstring)
     memory_size: int = 128
+
+    def __post_init__(self):
+        # The objective's name in its hyphenated spelling (lpo_zero -> lpo-zero), however the
+        # config was made: by --set, from an older run's metadata, or in code.
+        if isinstance(self.objective, str):
+            object.__setattr__(self, "objective", canonical_name(self.objective))
 
 
 @struct.dataclass

@@ -6,14 +6,14 @@ drift D >= 0 that is 0, with zero gradient, at r = 1; any such drift gives monot
 the idealised setting. PPO's clipped surrogate is one: min(rA, clip(r)A) = rA - relu((r - clip(r))A).
 
 * ``lpo``: "Discovered Policy Optimisation" (Lu et al., 2022). D = D_ppo + D_net, so a zero network
-  is PPO exactly; ``lpo_zero`` starts from D = D_net alone (a zero network is the unconstrained
+  is PPO exactly; ``lpo-zero`` starts from D = D_net alone (a zero network is the unconstrained
   surrogate E[r A]). D_net(r, A) = relu(g(r)) with g(r) = f(r) - f(1) - (r - 1) f'(1), where f is
   a tanh MLP without biases of x = [r-1, log r, (r-1)^2, (log r)^2] and the same times A (the
   same A and progress throughout). g is f's remainder after its first-order Taylor expansion
   around r = 1, so g(1) = g'(1) = 0, and relu(g) is >= 0, 0 at r = 1 and has zero derivative
   there for any weights: the conditions hold by construction, not by training. D_net is linear in
   the output layer, so a perturbation of the weights changes the objective at first order.
-* ``ta_lpo`` / ``ta_lpo_zero``: "Discovering Temporally-Aware Reinforcement Learning Algorithms"
+* ``ta-lpo`` / ``ta-lpo-zero``: "Discovering Temporally-Aware Reinforcement Learning Algorithms"
   (Jackson et al., 2024): f also sees the training progress n/N in [0, 1).
 * ``dpo``: the drift LPO discovered, in closed form (Lu et al., 2022, eq. 9): for A >= 0,
   relu((r-1)A - alpha tanh((r-1)A / alpha)), for A < 0, relu(log(r)A - beta tanh(log(r)A / beta)),
@@ -32,13 +32,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrl.components.objectives import PolicyTerms, register_objective
-from jaxrl.core.contract import ConfigError, Progress
+from jaxrl.core.contract import ConfigError, Progress, canonical_name
 
 DRIFT_FEATURES = 8
 DRIFT_WIDTH = 32
 DPO_PARAMS = {"alpha": 2.0, "beta": 0.6}
 # The learned-drift objectives: name -> (adds PPO's drift, sees progress n/N).
-LEARNED_DRIFTS = {"lpo": (True, False), "lpo_zero": (False, False), "ta_lpo": (True, True), "ta_lpo_zero": (False, True)}
+LEARNED_DRIFTS = {"lpo": (True, False), "lpo-zero": (False, False), "ta-lpo": (True, True), "ta-lpo-zero": (False, True)}
 # Ratios are clamped to this range inside the drifts: exp(log_ratio) may underflow to 0 or
 # overflow, and log(0) or inf - inf in the features would make the loss NaN.
 RATIO_RANGE = (1e-6, 1e6)
@@ -107,13 +107,14 @@ def dpo_drift(ratio: jax.Array, advantage: jax.Array, alpha: jax.Array | float, 
 def check_objective_params(objective: str, weights: Any) -> None:
     """``ConfigError`` unless ``weights`` (``hparams.objective_params``) fit ``objective``, for the
     drift objectives (others are not checked here). Trailing axes: a sweep checks a stack at once."""
+    objective = canonical_name(objective)
     if objective in LEARNED_DRIFTS:
         expected = DRIFT_FEATURES + int(LEARNED_DRIFTS[objective][1])
         hidden = np.shape(weights.get("hidden")) if isinstance(weights, dict) else ()
         out = np.shape(weights.get("out")) if isinstance(weights, dict) else ()
         if not isinstance(weights, dict) or sorted(weights) != ["hidden", "out"] or len(hidden) < 2 or hidden[-2] != expected or out[-1:] != hidden[-1:]:
             raise ConfigError(f"objective {objective} needs drift weights {{'hidden': [{expected}, H], 'out': [H]}} "
-                              f"in objective_params (the lpo and ta_lpo algorithms have them), got {_shapes(weights)}")
+                              f"in objective_params (the lpo and ta-lpo algorithms have them), got {_shapes(weights)}")
     elif objective == "dpo" and (not isinstance(weights, dict) or sorted(weights) != ["alpha", "beta"]):
         raise ConfigError(f"objective dpo needs objective_params {{'alpha', 'beta'}} (the dpo algorithm has them), got {_shapes(weights)}")
 

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from jaxrl.components.action_dists import Distribution
 from jaxrl.components.losses import clipped_surrogate_loss, mdpo_policy_loss, mdpo_step_size
-from jaxrl.core.contract import ConfigError, Progress
+from jaxrl.core.contract import ConfigError, Progress, canonical_name
 
 
 @dataclass(frozen=True)
@@ -61,14 +61,14 @@ def register_objective(name: str) -> Callable[[Objective], Objective]:
     """Decorator: makes ``objective`` available as ``objective=name`` to PPO's agent family."""
 
     def add(objective: Objective) -> Objective:
-        _OBJECTIVES[name] = objective
+        _OBJECTIVES[canonical_name(name)] = objective
         return objective
 
     return add
 
 
 def _register_drifts() -> None:
-    # The drift objectives (lpo, ta_lpo, dpo...) register themselves on import; their module
+    # The drift objectives (lpo, ta-lpo, dpo...) register themselves on import; their module
     # imports this one, so it is imported when a name is looked up, not at the top.
     import jaxrl.components.drifts  # noqa: F401
 
@@ -79,6 +79,7 @@ def objective_names() -> list[str]:
 
 
 def get_objective(name: str) -> Objective:
+    name = canonical_name(name)
     if name not in _OBJECTIVES:
         _register_drifts()
     if name not in _OBJECTIVES:

@@ -81,7 +81,7 @@ def default_optimizer_params(name: str, params: Any) -> Any:
 
 
 # Agents that give a learned optimizer its context (batch progress, dormancy, layer positions).
-LEARNED_OPTIMIZER_AGENTS = ("ppo", "mdpo", "lpo", "ta_lpo", "dpo")
+LEARNED_OPTIMIZER_AGENTS = ("ppo", "mdpo", "lpo", "ta-lpo", "dpo")
 
 
 def check_optimizer(name: str, params: Any = None, *, context: bool = False) -> None:

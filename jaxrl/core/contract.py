@@ -128,14 +128,21 @@ _REGISTRY: dict[str, Algorithm] = {}
 _LAZY: dict[str, str] = {}  # name -> module that registers it when imported
 
 
+def canonical_name(name: str) -> str:
+    """Algorithm and objective names are hyphenated (``ta-lpo``, ``dsac-t``, ``lpo-zero``); the
+    underscored spelling (``ta_lpo``, which earlier versions used) is accepted everywhere as an
+    alias, so older commands and run directories keep working."""
+    return name.replace("_", "-")
+
+
 def register(algorithm: Algorithm) -> Algorithm:
-    _REGISTRY[algorithm.name] = algorithm
+    _REGISTRY[canonical_name(algorithm.name)] = algorithm
     return algorithm
 
 
 def register_lazy(name: str, module: str) -> None:
     """Makes ``name`` known without importing ``module``, which registers it on first use."""
-    _LAZY[name] = module
+    _LAZY[canonical_name(name)] = module
 
 
 def list_algorithms() -> list[str]:
@@ -143,6 +150,7 @@ def list_algorithms() -> list[str]:
 
 
 def get_algorithm(name: str) -> Algorithm:
+    name = canonical_name(name)
     if name not in _REGISTRY and name in _LAZY:
         importlib.import_module(_LAZY[name])
     if name not in _REGISTRY:

@@ -4,7 +4,7 @@ parameters), which composes under ``jax.jit``, ``jax.vmap``, ``jax.grad`` and ``
     train = jaxrl.make_train("ppo", "CartPole-v1", total_steps=100_000)
     state, metrics = jax.jit(train)(jax.random.key(0), train.default_hparams)
     metrics["episode_return"]   # [num_logs]: mean return of the episodes that ended in each window
-    metrics["final_return"]     # the last window's that had one (NaN if none ever did)
+    metrics["final_return"]     # mean return of the episodes that ended in the last 10% of updates
 
     # 8 seeds x 4 learning rates, one program:
     hparams = train.default_hparams.replace(lr=jnp.array([1e-4, 3e-4, 1e-3, 3e-3]))
@@ -17,7 +17,11 @@ static-length ``lax.scan``; updates past the run's end (in a partial last window
 the end of a chunk) are skipped by a ``lax.cond`` on the update or window index, which is the same
 for every vmapped run, so it stays a branch.
 Each window's metrics are reduced on the device to one row: episode returns and lengths are means
-over the episodes that ended in it, every other metric the mean over its updates. ``run``
+over the episodes that ended in it, every other metric the mean over its updates. Each row also
+holds ``final_return_sum`` and ``final_episode_count``, the returns and number of the episodes that
+ended in its updates of the run's final fraction (``final_fraction``, default the last 10% of
+updates), so that ``final_return`` is the mean return of those episodes whatever ``log_every``
+is, from the rows of one call or of any chunks. ``run``
 executes any range of windows, which is how the host driver (``jaxrl.driver``) trains in chunks:
 chunks compute exactly what one call computes.
 """
@@ -42,6 +46,10 @@ from jaxrl.components.optim import default_optimizer_params
 # averaged over the window's updates.
 EPISODE_SUMS = {"episode_return_sum": "episode_return", "episode_length_sum": "episode_length"}
 
+# The row entries that ``final_return`` reads, summed over the windows of a run.
+FINAL_SUMS = ("final_return_sum", "final_episode_count")
+DEFAULT_FINAL_FRACTION = 0.1
+
 _TRACES = {"count": 0}
 
 
@@ -65,12 +73,18 @@ def to_hparams(hparams: Any) -> Any:
     return jax.tree.map(lambda x: jnp.asarray(x) if hasattr(x, "dtype") else jnp.asarray(x, jnp.float32), hparams)
 
 
-def final_return(episode_returns: jax.Array) -> jax.Array:
-    """Along the last axis (windows): the last finite value, NaN if there is none."""
-    count = episode_returns.shape[-1]
-    last = jnp.max(jnp.where(jnp.isfinite(episode_returns), jnp.arange(count), -1), axis=-1)
-    picked = jnp.take_along_axis(episode_returns, jnp.maximum(last, 0)[..., None], axis=-1)[..., 0]
-    return jnp.where(last >= 0, picked, jnp.nan)
+def final_return(rows: Mapping[str, Any]) -> jax.Array:
+    """The run's final return from its rows (windows along the last axis): the mean return of the
+    episodes that ended during the final fraction of its updates, NaN if none did. Works on the
+    device (``Train.__call__``) and on the host's numpy rows alike."""
+    total, count = (jnp.sum(jnp.asarray(rows[name]), axis=-1) for name in FINAL_SUMS)
+    return jnp.where(count > 0, total / jnp.maximum(count, 1.0), jnp.nan)
+
+
+def check_final_fraction(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0.0 < value <= 1.0:
+        raise ConfigError(f"final_fraction must be a number in (0, 1], got {value!r}")
+    return float(value)
 
 
 def _reduce_window(metrics: dict[str, jax.Array], num_active: jax.Array) -> dict[str, jax.Array]:
@@ -99,11 +113,14 @@ class Program:
     (algorithm, environment, config, ``log_every``, remat) and shared by every ``Train`` of that
     structure, so the host driver compiles each structure once."""
 
-    def __init__(self, agent: Agent, log_every: int, remat: bool = False):
+    def __init__(self, agent: Agent, log_every: int, remat: bool = False, final_fraction: float = DEFAULT_FINAL_FRACTION):
         self.agent = agent
         self.num_updates = agent.num_updates
         self.log_every = log_every
         self.num_logs = math.ceil(self.num_updates / log_every)
+        self.final_fraction = final_fraction
+        # The first update of the final fraction: at least the last update counts.
+        self.final_start = self.num_updates - max(1, math.ceil(final_fraction * self.num_updates))
         # One jitted function, so that shaping the skipped branch and the update itself share a
         # single trace of the agent's update.
         self._update = jax.jit(jax.checkpoint(agent.update) if remat else agent.update)
@@ -139,16 +156,25 @@ class Program:
             steps = first + jnp.arange(self.log_every, dtype=jnp.int32)
             state, metrics = jax.lax.scan(one_update, state, steps)
             num_active = jnp.clip(self.num_updates - first, 0, self.log_every)
-            return state, _reduce_window(metrics, num_active)
+            return state, self._row(metrics, num_active, steps)
 
         def skipped_window(state, index):
-            return state, _reduce_window(jax.tree.map(lambda z: z[None], zeros()), 0)
+            return state, self._row(jax.tree.map(lambda z: z[None], zeros()), 0, jnp.zeros(1, jnp.int32))
 
         def tiled_window(state, index):
             return jax.lax.cond(index < self.num_logs, scan_window, skipped_window, state, index)
 
         windows = jnp.asarray(first_window, jnp.int32) + jnp.arange(num_windows, dtype=jnp.int32)
         return jax.lax.scan(tiled_window if tiled else scan_window, state, windows)
+
+    def _row(self, metrics: dict[str, jax.Array], num_active: jax.Array, steps: jax.Array) -> dict[str, jax.Array]:
+        """The window's row, with the sums ``final_return`` reads over its updates in the final
+        fraction (skipped updates report zeros, so they add nothing)."""
+        in_final = (steps >= self.final_start).astype(jnp.float32)
+        row = _reduce_window(metrics, num_active)
+        row["final_return_sum"] = (metrics["episode_return_sum"].astype(jnp.float32) * in_final).sum()
+        row["final_episode_count"] = (metrics["episode_count"].astype(jnp.float32) * in_final).sum()
+        return row
 
 
 class Train:
@@ -185,6 +211,7 @@ class Train:
     num_updates = property(lambda self: self.program.num_updates)
     num_logs = property(lambda self: self.program.num_logs)
     log_every = property(lambda self: self.program.log_every)
+    final_fraction = property(lambda self: self.program.final_fraction)
     steps_per_update = property(lambda self: self.agent.steps_per_update)
     total_env_steps = property(lambda self: self.program.num_updates * self.agent.steps_per_update)
 
@@ -210,7 +237,7 @@ class Train:
 
     def __call__(self, key: jax.Array, hparams: Any, env_params: Any = None) -> tuple[Any, dict[str, jax.Array]]:
         state, metrics = self.run(self.init(key, hparams, env_params), hparams)
-        return state, {**metrics, "final_return": final_return(metrics["episode_return"])}
+        return state, {**metrics, "final_return": final_return(metrics)}
 
     def policy_params(self, state: Any) -> Any:
         """What ``act`` needs from a run state: weights and observation-normaliser statistics."""
@@ -275,6 +302,7 @@ def build(
     env_overrides: Mapping[str, Any] | None = None,
     log_every: int | None = None,
     remat: bool = False,
+    final_fraction: float = DEFAULT_FINAL_FRACTION,
 ) -> Train:
     """``make_train`` with a given config or hyperparameters (the host driver's entry)."""
     env_overrides = dict(env_overrides or {})
@@ -283,10 +311,11 @@ def build(
     )
     if log_every is not None and (isinstance(log_every, bool) or not isinstance(log_every, (int, np.integer)) or log_every < 1):
         raise ConfigError(f"log_every must be an integer >= 1, got {log_every!r}")
-    key = (algo, env_name, _overrides_key(env_overrides), config, log_every, bool(remat))
+    final_fraction = check_final_fraction(final_fraction)
+    key = (algo, env_name, _overrides_key(env_overrides), config, log_every, bool(remat), final_fraction)
     if key not in _PROGRAMS:
         agent = algo.build(config, env)
-        _PROGRAMS[key] = (Program(agent, int(log_every or default_log_every(agent.num_updates)), remat), env)
+        _PROGRAMS[key] = (Program(agent, int(log_every or default_log_every(agent.num_updates)), remat, final_fraction), env)
     program, env = _PROGRAMS[key]
     return Train(algo, env_name, env, env_params, config, hparams, program, env_overrides)
 
@@ -300,6 +329,7 @@ def make_train(
     env_overrides: Mapping[str, Any] | None = None,
     log_every: int | None = None,
     remat: bool = False,
+    final_fraction: float = DEFAULT_FINAL_FRACTION,
 ) -> Train:
     """The training run of ``algorithm`` on ``env`` as one pure function (see ``Train``).
 
@@ -307,6 +337,8 @@ def make_train(
     pass them to the call instead to vary them without recompiling); ``env_overrides`` set
     environment parameters (values, distributions such as ``"uniform:8:12"``, or samplers);
     ``log_every`` is the number of updates per logged window (default: about 100 windows);
+    ``final_fraction`` the fraction of the run's last updates whose ended episodes make
+    ``metrics["final_return"]`` (default 0.1: the last 10%);
     ``remat=True`` wraps every update in ``jax.checkpoint``, trading compute for memory when
     differentiating through many updates.
 
@@ -318,4 +350,5 @@ def make_train(
     overrides = dict(overrides or {})
     if total_steps is not None:
         overrides["total_steps"] = total_steps
-    return build(algorithm, env, overrides=overrides, env_overrides=env_overrides, log_every=log_every, remat=remat)
+    return build(algorithm, env, overrides=overrides, env_overrides=env_overrides, log_every=log_every, remat=remat,
+                 final_fraction=final_fraction)

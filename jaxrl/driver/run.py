@@ -30,7 +30,7 @@ import numpy as np
 
 from jaxrl.core.contract import Algorithm, ConfigError
 from jaxrl.core.environments import plain_overrides
-from jaxrl.core.train import Train, build
+from jaxrl.core.train import DEFAULT_FINAL_FRACTION, Train, build
 from jaxrl.driver import rundir
 from jaxrl.driver.checkpoint import CheckpointError, CheckpointStore
 from jaxrl.driver.loggers import MetricsLog, ProgressBar, TensorBoardSink, WandbSink, new_wandb_id, require_tensorboard, require_wandb
@@ -53,7 +53,7 @@ DEFAULT_CHECKPOINTS_PER_RUN = 10
 # What must match for a checkpoint to be resumed: anything that changes the compiled program,
 # the random streams or the logged rows. Checked in this order, so the error names the most
 # basic difference.
-RESUME_FIELDS = ("algorithm", "env", "env_overrides", "num_seeds", "seed", "config", "hparams", "log_every")
+RESUME_FIELDS = ("algorithm", "env", "env_overrides", "num_seeds", "seed", "config", "hparams", "log_every", "final_fraction")
 
 
 # --------------------------------------------------------------------------------------------
@@ -143,6 +143,7 @@ def run_spec(train_fn: Train, *, seed: int, num_seeds: int) -> dict[str, Any]:
             "seeds": list(range(num_seeds)),
             **config_dict(train_fn.config, train_fn.hparams),
             "log_every": train_fn.log_every,
+            "final_fraction": train_fn.final_fraction,
             "num_logs": train_fn.num_logs,
             "num_updates": train_fn.num_updates,
             "steps_per_update": train_fn.steps_per_update,
@@ -186,6 +187,7 @@ def train_run(
     tensorboard: bool = False,
     wandb: bool = False,
     progress: bool = False,
+    final_fraction: float = DEFAULT_FINAL_FRACTION,
 ) -> TrainResult:
     """Trains ``num_seeds`` runs of one configuration into ``run_dir``, checkpointing every
     ``checkpoint_every`` env steps per run (see ``plan_checkpoints``) and at the end, keeping the
@@ -193,7 +195,8 @@ def train_run(
     completion.
 
     With ``resume=True`` the run continues from its newest checkpoint; the arguments must describe
-    the same run (algorithm, env and overrides, seeds, config, hyperparameters, ``log_every``),
+    the same run (algorithm, env and overrides, seeds, config, hyperparameters, ``log_every``,
+    ``final_fraction``),
     else ``CheckpointError`` names the first difference and nothing on disk changes.
     Without it, a directory that already holds a run is refused unless ``overwrite``.
 
@@ -206,7 +209,8 @@ def train_run(
         raise ConfigError(f"keep_checkpoints must be >= 1, got {keep_checkpoints}")
     if resume and overwrite:
         raise ConfigError("resume continues a run in place and cannot be combined with overwrite")
-    train_fn = build(algorithm, env, overrides=overrides, env_overrides=env_overrides, log_every=log_every)
+    train_fn = build(algorithm, env, overrides=overrides, env_overrides=env_overrides, log_every=log_every,
+                     final_fraction=final_fraction)
     spec = run_spec(train_fn, seed=seed, num_seeds=num_seeds)
     if tensorboard:
         require_tensorboard()

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import jax
 import numpy as np
 
-from jaxrl.core.contract import Algorithm, get_algorithm
+from jaxrl.core.contract import Algorithm, canonical_name, get_algorithm
 from jaxrl.core.values import ConfigError, coerce
 from jaxrl.driver.checkpoint import CheckpointError, first_difference
 
@@ -134,6 +134,18 @@ def spec_from_metadata(metadata: Mapping[str, Any], kind: str = "train") -> tupl
     return algo, config, algo.hparams_type(**hparams)
 
 
+def canonical_metadata(saved: Mapping[str, Any]) -> dict[str, Any]:
+    """``saved`` with the algorithm's and the objective's names in their hyphenated spelling: runs
+    written before it was the only one name ``ta_lpo`` or ``lpo_zero``, and must still resume."""
+    saved = dict(saved)
+    if isinstance(saved.get("algorithm"), str):
+        saved["algorithm"] = canonical_name(saved["algorithm"])
+    config = saved.get("config")
+    if isinstance(config, dict) and isinstance(config.get("objective"), str):
+        saved["config"] = {**config, "objective": canonical_name(config["objective"])}
+    return saved
+
+
 def check_resumable(
     path: Path, step: int, saved: Mapping[str, Any], spec: Mapping[str, Any], fields: tuple[str, ...], what: str
 ) -> None:
@@ -143,6 +155,7 @@ def check_resumable(
     and sweeps, so both refuse an incompatible resume the same way."""
     if saved.get("kind") != spec["kind"] or saved.get("format") != spec["format"]:
         raise CheckpointError(f"cannot resume {path}: checkpoint {step} is not a {what} checkpoint of this kit")
+    saved = canonical_metadata(saved)
     for field in fields:
         difference = first_difference(saved.get(field), spec[field], field)
         if difference:

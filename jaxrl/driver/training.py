@@ -10,20 +10,9 @@ import jax
 import numpy as np
 
 from jaxrl.core.contract import Algorithm, ConfigError
-from jaxrl.core.train import Train, build
+from jaxrl.core.train import DEFAULT_FINAL_FRACTION, Train, build, final_return
 from jaxrl.driver.loggers import MetricsLog, ProgressBar
 from jaxrl.driver.runner import RunOutput, default_chunk_windows, execute, programs_for, run_keys
-
-
-def last_finite(returns: np.ndarray) -> np.ndarray:
-    """Per run (rows of [runs, logs]): the last finite logged value, NaN if there is none (the
-    host's copy of ``jaxrl.core.train.final_return``)."""
-    out = np.full(returns.shape[0], np.nan)
-    for i, row in enumerate(returns):
-        finite = np.flatnonzero(np.isfinite(row))
-        if finite.size:
-            out[i] = row[finite[-1]]
-    return out
 
 
 @dataclass
@@ -44,16 +33,19 @@ class TrainResult:
 
     @property
     def final_returns(self) -> np.ndarray:
-        """Per seed: the mean return of the episodes that ended in the last logged window that
-        had any (NaN if none ever did)."""
-        return last_finite(self.metrics["episode_return"])
+        """Per seed: the mean return of the episodes that ended during the run's final fraction of
+        updates (``final_fraction``, default the last 10%; NaN if none did), from the rows."""
+        return np.asarray(final_return(self.metrics), np.float64)
 
     def summary_line(self) -> str:
-        """``final return MEAN +- STD over N seeds`` (over the seeds that finished an episode)."""
+        """``final return MEAN +- STD over N seeds in the last 10% of training`` (over the seeds
+        that finished an episode then)."""
         finite = self.final_returns[np.isfinite(self.final_returns)]
+        window = f"the last {100 * self.train.final_fraction:g}% of training"
         if finite.size == 0:
-            return "no episode finished"
-        return f"final return {finite.mean():.1f} +- {finite.std():.1f} over {finite.size} seed{'s' if finite.size > 1 else ''}"
+            return f"no episode finished in {window}"
+        seeds = f"{finite.size} seed{'s' if finite.size > 1 else ''}"
+        return f"final return {finite.mean():.1f} +- {finite.std():.1f} over {seeds} in {window}"
 
     def dataframe(self):
         """Tidy metrics: one row per seed and logged step."""
@@ -117,6 +109,7 @@ def train(
     progress: bool = False,
     state: Any = None,
     start_window: int = 0,
+    final_fraction: float = DEFAULT_FINAL_FRACTION,
 ) -> TrainResult:
     """Trains ``num_seeds`` independent runs of one configuration as one compiled program.
 
@@ -125,13 +118,15 @@ def train(
     (2,)
 
     ``state`` and ``start_window`` continue runs from a saved state (``metrics`` then holds only
-    the rows from ``start_window`` on); ``chunk_windows`` is the number of logging windows per
+    the rows from ``start_window`` on, and ``final_returns`` is computed from those); ``final_fraction``
+    is the fraction of the last updates ``final_returns`` averages over (default 0.1); ``chunk_windows`` is the number of logging windows per
     compiled chunk (default: about ten chunks a run). ``overrides`` may hold array-valued
     hyperparameters (a learned objective's weights)."""
     if isinstance(num_seeds, bool) or not isinstance(num_seeds, (int, np.integer)) or num_seeds < 1:
         raise ConfigError(f"num_seeds must be an integer >= 1, got {num_seeds!r}")
     env_overrides = dict(env_overrides or {})
-    train_fn = build(algorithm, env, config=config, hparams=hparams, overrides=overrides, env_overrides=env_overrides, log_every=log_every)
+    train_fn = build(algorithm, env, config=config, hparams=hparams, overrides=overrides, env_overrides=env_overrides,
+                     log_every=log_every, final_fraction=final_fraction)
     log = MetricsLog(train_fn.log_steps())
     log.windows_done = start_window
     if progress:

@@ -23,7 +23,7 @@ def add_parser(subparsers: Any) -> None:
         "meta-train",
         help="meta-train a learned objective by evolution (a generation is one compiled program)",
         description=(
-            "Evolve ALGORITHM's learned weights (lpo, ta_lpo: the drift network; dpo: its alpha and beta), or with "
+            "Evolve ALGORITHM's learned weights (lpo, ta-lpo: the drift network; dpo: its alpha and beta), or with "
             "`optimizer` a learned optimizer (--optimizer) used by --algo, on "
             "--env: each generation trains every member of the population on --tasks tasks x --seeds seeds "
             "inside one compiled program and moves the search distribution towards higher fitness (see "
@@ -31,11 +31,16 @@ def add_parser(subparsers: Any) -> None:
             "fitness.png, config.json, checkpoints/ and objective/ (the learned weights) into --out."
         ),
     )
-    parser.add_argument("algorithm", help="algorithm with learned weights (lpo, ta_lpo, dpo), or `optimizer`")
+    parser.add_argument("algorithm", help="algorithm with learned weights (lpo, ta-lpo, dpo), or `optimizer`")
     parser.add_argument("--algo", default=None, help="with `optimizer`: the agent that uses it (ppo, mdpo, lpo...; default ppo)")
     parser.add_argument("--optimizer", default=None, help=(
         "with `optimizer`: the learned optimizer to evolve: learned_mlp (default), learned_gru, learned_mlp_noise, "
         "learned_gru_noise"))
+    parser.add_argument("--field", default=None, help=(
+        "the hyperparameter to evolve instead of the learned weights: a scalar such as lr or clip_eps (a check of "
+        "the search against a sweep; see --log-space)"))
+    parser.add_argument("--log-space", action="store_true", help=(
+        "search the logarithm of --field (a multiplier of its default; for positive scales such as lr)"))
     parser.add_argument("--env", required=True, help=(
         "environment name, e.g. CartPole-v1; several, comma-separated (CartPole-v1,Acrobot-v1), make each after "
         "the first one more task (--env-set applies to the first)"))
@@ -48,7 +53,15 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--tasks", type=int, default=1, help=(
         "tasks per generation, drawn from the --env-set distributions (each a fixed set of env parameters; default 1)"))
     parser.add_argument("--inner-steps", type=int, default=None, help="env steps of each inner training run (default: the algorithm's)")
-    parser.add_argument("--fitness", default="final_return", help="final_return (training return at the end) or greedy (deterministic episodes after training)")
+    parser.add_argument("--fitness", default="final_return", help=(
+        "final_return (mean return of the episodes that ended in the last --final-fraction of each inner run) or "
+        "greedy (deterministic episodes after training)"))
+    parser.add_argument("--final-fraction", type=float, default=0.1, metavar="F", help=(
+        "the fraction of each inner run's last updates whose episodes make --fitness final_return (default 0.1)"))
+    parser.add_argument("--noise-every", type=int, default=5, metavar="GENERATIONS", help=(
+        "every GENERATIONS generations re-evaluate the search mean on fresh seeds and log the spread of its fitness "
+        "(fitness_noise_std) beside the population's (fitness_population_std) in meta.csv (0: never; default 5)"))
+    parser.add_argument("--noise-repeats", type=int, default=8, help="re-evaluations of the search mean for --noise-every (default 8)")
     parser.add_argument("--eval-episodes", type=int, default=10, help="episodes per run for --fitness greedy (default 10)")
     parser.add_argument("--normalise", action="store_true", help=(
         "score each task's return R as 1 + (R - B) / |B| against the return B of the algorithm's default weights "
@@ -78,6 +91,12 @@ def run_command(args: argparse.Namespace) -> int:
         overrides["optimizer"] = args.optimizer or "learned_mlp"
     elif args.algo is not None or args.optimizer is not None:
         raise ConfigError("--algo and --optimizer go with `jaxrl meta-train optimizer`")
+    if args.field is not None:
+        if args.algorithm == "optimizer":
+            raise ConfigError("--field names what to evolve; `jaxrl meta-train optimizer` evolves optimizer_params")
+        field = args.field
+    elif args.log_space:
+        raise ConfigError("--log-space goes with --field (a scalar hyperparameter such as lr)")
     out = output_dir(args, f"meta-{_safe_name(args.algorithm)}-{_safe_name(args.env.split(',')[0].replace('/', '_'))}")
     result = meta_train(
         algorithm, args.env, out, field=field,
@@ -86,13 +105,27 @@ def run_command(args: argparse.Namespace) -> int:
         progress=not args.quiet, strategy=args.strategy, population=args.population, sigma=args.sigma, lr=args.lr,
         seeds=args.seeds, tasks=args.tasks, inner_steps=args.inner_steps, overrides=overrides,
         env_overrides=key_values(args.env_set, "--env-set"), fitness=args.fitness, eval_episodes=args.eval_episodes,
-        normalise=args.normalise,
+        normalise=args.normalise, final_fraction=args.final_fraction, noise_every=args.noise_every,
+        noise_repeats=args.noise_repeats, log_space=args.log_space,
     )
     rows = result.rows
     print(
         f"meta-train {args.algorithm if field == 'objective_params' else overrides['optimizer'] + ' for ' + algorithm} on {args.env} ({args.strategy}): generation {int(rows['generation'][-1])}, "
         f"population fitness mean {rows['fitness_mean'][-1]:.1f}, best {rows['fitness_best'][-1]:.1f}"
         + (f", search mean's return {rows['mean_member_return'][-1]:.1f}" if "mean_member_return" in rows else "")
+        + _noise_summary(rows)
         + f" ({result.wall_time:.1f} s incl. {result.compile_time:.1f} s for the first generation) -> {result.path}"
     )
     return 0
+
+
+def _noise_summary(rows) -> str:
+    """``; fitness std: population P, one member re-evaluated N`` at the last measurement."""
+    import numpy as np
+
+    noise = np.asarray(rows.get("fitness_noise_std", []), float)
+    measured = np.flatnonzero(np.isfinite(noise))
+    if not measured.size:
+        return ""
+    last = measured[-1]
+    return f"; fitness std: population {rows['fitness_population_std'][last]:.2f}, one member re-evaluated {noise[last]:.2f}"

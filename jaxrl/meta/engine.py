@@ -13,6 +13,7 @@ several devices the members are padded to a multiple of their number and split o
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -26,7 +27,7 @@ from jaxrl.core.values import ConfigError
 from jaxrl.meta.es import Strategy
 
 FITNESS = ("final_return", "greedy")
-_TASK_STREAM, _SEED_STREAM, _GREEDY_STREAM, _OTHER_ENVS = 1, 2, 3, 1000
+_TASK_STREAM, _SEED_STREAM, _GREEDY_STREAM, _NOISE_STREAM, _OTHER_ENVS = 1, 2, 3, 4, 1000
 
 
 def _strong(tree: Any) -> Any:
@@ -39,12 +40,15 @@ def learned_field(train: Train, field: str) -> Any:
     """The default value of the weights ``field`` of ``train``'s hyperparameters (the handcrafted
     rule a strategy starts from); ``ConfigError`` when there are none, or when the objective
     ignores them (every member would train alike and the search would never move)."""
-    value = getattr(train.default_hparams, field, None)
+    names = [f.name for f in dataclasses.fields(train.default_hparams)]
+    if field not in names:
+        raise ConfigError(f"{train.algorithm.name} has no hyperparameter {field!r} to meta-train (it has {', '.join(names)})")
+    value = getattr(train.default_hparams, field)
     if value is None and field == "optimizer_params":
         raise ConfigError(f"optimizer {train.config.optimizer} has no weights to meta-train; choose a learned one "
                           "(learned_mlp, learned_gru, learned_mlp_noise, learned_gru_noise)")
     if value is None:
-        raise ConfigError(f"{train.algorithm.name} has no learned weights ({field}) to meta-train; try lpo or ta_lpo")
+        raise ConfigError(f"{train.algorithm.name} has no learned weights ({field}) to meta-train; try lpo or ta-lpo")
     if field == "objective_params" and getattr(train.config, "objective", None) in ("clip", "mdpo"):
         raise ConfigError(f"objective {train.config.objective} does not read objective_params: there is nothing to meta-train")
     return value
@@ -67,7 +71,11 @@ class MetaProgram:
     deterministic episodes after training. With ``normalise`` each task's return R is scored as
     1 + (R - B) / |B| against the return B of the handcrafted rule (the field's default value: PPO's
     drift for lpo) on the same task and seeds, so tasks of different scales weigh alike.
-    ``track_mean`` also trains the search distribution's mean each generation (reported, not used)."""
+    ``track_mean`` also trains the search distribution's mean each generation (reported, not used).
+    ``noise`` re-evaluates the search mean ``noise_repeats`` times on fresh tasks and seeds: the
+    spread of one member's fitness, to set beside the population's spread. ``field`` may also be a
+    scalar hyperparameter (``lr``, ``clip_eps``); with ``log_space`` the strategy searches its
+    logarithm (a multiplier of the default value), and each row reports the mean's value."""
 
     train: Train
     strategy: Strategy
@@ -79,6 +87,8 @@ class MetaProgram:
     eval_episodes: int = 10
     normalise: bool = False
     track_mean: bool = True
+    noise_repeats: int = 8
+    log_space: bool = False
     devices: int | None = None
     other_envs: tuple[Train, ...] = ()  # more environments, one task each, after train's tasks
 
@@ -93,13 +103,20 @@ class MetaProgram:
             raise ConfigError("several tasks need a task distribution: give an environment parameter a distribution, "
                               "e.g. --env-set gravity=uniform:8:12")
         self.baseline = learned_field(self.train, self.field)
+        if self.log_space and not all(bool(np.all(np.asarray(x) > 0)) for x in jax.tree.leaves(self.baseline)):
+            raise ConfigError(f"log_space searches the logarithm of {self.field}, whose default must be positive")
+        # Where the search starts, in its own coordinates (a log's for log_space).
+        self.start = jax.tree.map(jnp.log, self.baseline) if self.log_space else self.baseline
         for other in self.other_envs:
             shapes = jax.tree.map(jnp.shape, learned_field(other, self.field))
             if shapes != jax.tree.map(jnp.shape, self.baseline):
                 raise ConfigError(f"{self.field} of {other.env_name} has shapes {shapes}, of {self.train.env_name} "
                                   f"{jax.tree.map(jnp.shape, self.baseline)}: meta-training needs envs whose learned weights fit alike")
         self.devices = self.devices or jax.device_count()
+        if isinstance(self.noise_repeats, bool) or not isinstance(self.noise_repeats, (int, np.integer)) or self.noise_repeats < 2:
+            raise ConfigError(f"noise_repeats must be an integer >= 2, got {self.noise_repeats!r}")
         self._generation = jax.jit(self._generation_fn, donate_argnums=0)
+        self._noise = jax.jit(self._noise_fn)
 
     @property
     def runs_per_generation(self) -> int:
@@ -116,7 +133,7 @@ class MetaProgram:
 
     def init(self, key: jax.Array) -> MetaState:
         es_key, key = jax.random.split(key)
-        return MetaState(_strong(self.strategy.init(es_key, self.baseline)), key)
+        return MetaState(_strong(self.strategy.init(es_key, self.start)), key)
 
     def tasks(self, key: jax.Array) -> Any:
         """The generation's task parameters, [num_tasks] leading (``None`` for the default task)."""
@@ -154,40 +171,70 @@ class MetaProgram:
         """One generation, jitted (compiled once; ``state`` is donated)."""
         return self._generation(state)
 
+    def _scored(self, members: Any, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(fitness [members], returns [members, tasks]) of ``members`` on the tasks and seeds of
+        ``key``. With ``normalise`` the handcrafted rule is trained beside them and each task's
+        return R scores 1 + (R - B) / |B| against its return B: the rule scores 1 on every task
+        whatever the sign of its return (R / |B| would make it -1 where returns are negative)."""
+        if self.normalise:
+            members = jax.tree.map(lambda m, b: jnp.concatenate([m, b[None]]), members, self.start)
+        per_task = self.evaluate(members, key).mean(axis=-1)  # [members (+ the rule), tasks]
+        if not self.normalise:
+            return per_task.mean(axis=-1), per_task
+        baseline = per_task[-1]
+        scores = 1.0 + (per_task[:-1] - baseline) / jnp.maximum(jnp.abs(baseline), 1e-8)
+        return scores.mean(axis=-1), per_task
+
     def _generation_fn(self, state: MetaState) -> tuple[MetaState, dict[str, jax.Array]]:
         key, ask_key, eval_key, tell_key = jax.random.split(state.key, 4)
         members, es = self.strategy.ask(ask_key, state.es)
-        extra = []
+        evaluated = members
         if self.track_mean:
-            extra.append(self.strategy.mean(es))
-        if self.normalise:
-            extra.append(self.baseline)
-        evaluated = jax.tree.map(lambda m, *e: jnp.concatenate([m, *(x[None] for x in e)]), members, *extra)
-        per_task = self.evaluate(evaluated, eval_key).mean(axis=-1)  # [members (+ extra), tasks]
+            evaluated = jax.tree.map(lambda m, x: jnp.concatenate([m, x[None]]), members, self.strategy.mean(es))
+        scores, per_task = self._scored(evaluated, eval_key)
         population = self.strategy.population
-        scores = per_task[:population]
-        row = {}
-        if self.normalise:
-            # 1 + (R - B) / |B|: the handcrafted rule scores 1 on every task whatever the sign of
-            # its return (R / |B| would make it -1 where returns are negative).
-            baseline = per_task[-1]
-            scores = 1.0 + (scores - baseline) / jnp.maximum(jnp.abs(baseline), 1e-8)
-            row["baseline_return"] = baseline.mean()
-        fitness = scores.mean(axis=-1)
+        fitness = scores[:population]
         es, tell_metrics = self.strategy.tell(tell_key, members, fitness, es)
         returns = per_task[:population].mean(axis=-1)
+        row = {"baseline_return": per_task[-1].mean()} if self.normalise else {}
         row.update(
             fitness_best=jnp.nanmax(fitness),
             fitness_mean=jnp.nanmean(fitness),
             fitness_median=jnp.nanmedian(fitness),
             fitness_worst=jnp.nanmin(fitness),
+            fitness_population_std=jnp.nanstd(fitness, ddof=1),
             return_best=jnp.nanmax(returns),
             return_mean=jnp.nanmean(returns),
             best_fitness_ever=tell_metrics["best_return_ever"],
         )
         if self.track_mean:
+            row["mean_member_fitness"] = scores[population]
             row["mean_member_return"] = per_task[population].mean()
+        mean = self.value(self.strategy.mean(es))
+        if isinstance(mean, jax.Array) and mean.ndim == 0:  # a scalar hyperparameter: where the search is
+            row["mean_value"] = mean
         return MetaState(_strong(es), key), row
+
+    def value(self, point: Any) -> Any:
+        """The hyperparameter's value at a point of the search (``exp`` of it for ``log_space``)."""
+        return jax.tree.map(jnp.exp, point) if self.log_space else point
+
+    def noise(self, state: MetaState) -> dict[str, jax.Array]:
+        """The search mean re-evaluated ``noise_repeats`` times, each on fresh tasks and seeds (as
+        many as a member gets in a generation): ``fitness_noise_std``, the spread of one member's
+        fitness, and the mean of those fitnesses with a 95% interval. Its keys are folded from the
+        state's, which it leaves as it is: measuring changes nothing of the search."""
+        return self._noise(state)
+
+    def _noise_fn(self, state: MetaState) -> dict[str, jax.Array]:
+        mean = jax.tree.map(lambda x: x[None], self.strategy.mean(state.es))
+        keys = jax.random.split(jax.random.fold_in(state.key, _NOISE_STREAM), self.noise_repeats)
+        fitness = jax.lax.map(lambda key: self._scored(mean, key)[0][0], keys)
+        std = jnp.nanstd(fitness, ddof=1)
+        half = 1.96 * std / np.sqrt(self.noise_repeats)
+        centre = jnp.nanmean(fitness)
+        return {"fitness_noise_std": std, "mean_fitness_repeated": centre,
+                "mean_fitness_ci_low": centre - half, "mean_fitness_ci_high": centre + half}
 
     # -- inner training ------------------------------------------------------------------------
 
@@ -200,7 +247,7 @@ class MetaProgram:
 
         def one_slot(key, env_params, greedy_key):
             def one_member(member):
-                state, metrics = train(key, train.default_hparams.replace(**{self.field: member}), env_params)
+                state, metrics = train(key, train.default_hparams.replace(**{self.field: self.value(member)}), env_params)
                 if self.fitness == "final_return":
                     return metrics["final_return"]
                 return self._greedy_return(train, state, greedy_key, env_params)

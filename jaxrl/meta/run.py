@@ -28,18 +28,20 @@ import numpy as np
 import envs
 from jaxrl.core.distributions import is_distribution
 from jaxrl.core.environments import plain_overrides, task_distribution
-from jaxrl.core.train import build
+from jaxrl.core.train import DEFAULT_FINAL_FRACTION, build
 from jaxrl.core.values import ConfigError
 from jaxrl.driver import rundir
 from jaxrl.driver.checkpoint import CheckpointError, CheckpointStore, first_difference
 from jaxrl.driver.loggers import ProgressBar
-from jaxrl.driver.spec import arrays_spec, arrays_template, config_dict, json_normal, versions
+from jaxrl.core.contract import canonical_name
+from jaxrl.driver.spec import arrays_spec, arrays_template, canonical_metadata, config_dict, json_normal, versions
 from jaxrl.meta.engine import MetaProgram, learned_field
 from jaxrl.meta.es import make_strategy
 
 META_FORMAT = "jaxrl-meta/1"
 CHECKPOINTS, OBJECTIVE = "checkpoints", "objective"
 COLUMNS = ("generation", "env_steps", "wall_time")
+NOISE_COLUMNS = ("fitness_noise_std", "mean_fitness_repeated", "mean_fitness_ci_low", "mean_fitness_ci_high")
 
 
 @dataclass
@@ -80,12 +82,17 @@ def build_program(
     normalise: bool = False,
     track_mean: bool = True,
     field: str = "objective_params",
+    final_fraction: float = DEFAULT_FINAL_FRACTION,
+    noise_repeats: int = 8,
+    log_space: bool = False,
 ) -> tuple[MetaProgram, dict[str, Any]]:
     """The meta program and its JSON description. Environment settings with a distribution are
     the task distribution: each of a generation's ``tasks`` draws is one inner run's fixed
     parameters (not redrawn every episode, as they are in ``jaxrl train``). ``env`` may name
     several environments, comma-separated: each after the first is one more task, with its
-    default parameters (``env_overrides`` apply to the first) and the same agent settings."""
+    default parameters (``env_overrides`` apply to the first) and the same agent settings.
+    With ``fitness="final_return"`` a member's score is the mean return of the episodes that ended
+    in the last ``final_fraction`` of each inner run's updates."""
     overrides = dict(overrides or {})
     if inner_steps is not None:
         overrides["total_steps"] = _check_int("inner_steps", inner_steps, 1)
@@ -93,13 +100,13 @@ def build_program(
     first, *others = [name.strip() for name in env.split(",")]
     _, _, sample_task = task_distribution(first, env_overrides)
     fixed = {k: v for k, v in env_overrides.items() if not (callable(v) or is_distribution(v))}
-    train = build(algorithm, first, overrides=overrides, env_overrides=fixed)
-    other_trains = tuple(build(algorithm, name, overrides=overrides) for name in others)
+    train = build(algorithm, first, overrides=overrides, env_overrides=fixed, final_fraction=final_fraction)
+    other_trains = tuple(build(algorithm, name, overrides=overrides, final_fraction=final_fraction) for name in others)
     template = learned_field(train, field)
     es = make_strategy(strategy, template, population=population, sigma=sigma, lr=lr)
     program = MetaProgram(train, es, field, num_seeds=seeds, num_tasks=tasks, sample_task=sample_task,
                           fitness=fitness, eval_episodes=eval_episodes, normalise=normalise, track_mean=track_mean,
-                          other_envs=other_trains)
+                          other_envs=other_trains, noise_repeats=noise_repeats, log_space=log_space)
     spec = json_normal({
         "format": META_FORMAT,
         "kind": "meta-train",
@@ -115,6 +122,9 @@ def build_program(
         "seeds": seeds,
         "tasks": tasks,
         "fitness": fitness,
+        "final_fraction": train.final_fraction,
+        "noise_repeats": noise_repeats,
+        "log_space": log_space,
         "eval_episodes": eval_episodes,
         "normalise": normalise,
         "track_mean": track_mean,
@@ -137,16 +147,24 @@ def meta_train(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    noise_every: int = 5,
     **settings: Any,
 ) -> MetaResult:
     """Meta-trains ``algorithm``'s learned weights on ``env`` for ``generations`` generations into
     the directory ``out`` (``settings``: those of ``build_program``). ``resume=True`` continues
-    the run in ``out`` from its newest checkpoint; the settings must be the original ones."""
+    the run in ``out`` from its newest checkpoint; the settings must be the original ones.
+
+    Every ``noise_every`` generations (and at the last; 0: never), before the generation, the search
+    mean is re-evaluated ``noise_repeats`` times on fresh seeds: ``meta.csv``'s
+    ``fitness_noise_std`` (one member's fitness spread) beside ``fitness_population_std`` (the
+    population's, every generation). Where the first is as large as the second the strategy is
+    ranking noise: give members more seeds or a fitness with more episodes."""
     generations = _check_int("generations", generations, 1)
+    noise_every = _check_int("noise_every", noise_every, 0)
     checkpoint_every = _check_int("checkpoint_every", checkpoint_every, 0)
     keep_checkpoints = _check_int("keep_checkpoints", keep_checkpoints, 1)
     program, spec = build_program(algorithm, env, **settings)
-    spec = {**spec, "seed": int(seed), "generations": generations}
+    spec = {**spec, "seed": int(seed), "generations": generations, "noise_every": noise_every}
     path = Path(out).expanduser().resolve()
     state = program.init(jax.random.key(seed))
     rows: dict[str, list[float]] = {}
@@ -157,7 +175,7 @@ def meta_train(
             raise CheckpointError(f"{path} is not a meta-training directory with checkpoints to resume")
         with CheckpointStore(path / CHECKPOINTS) as saved:
             metadata = saved.read_metadata()
-            before = dict(metadata.get("spec", {}), generations=generations)
+            before = dict(canonical_metadata(metadata.get("spec", {})), generations=generations)
             difference = first_difference(before, spec)
             if difference:
                 raise CheckpointError(f"cannot resume {path}: {difference}")
@@ -189,8 +207,13 @@ def meta_train(
     try:
         for generation in range(done, generations):
             tick = time.perf_counter()
+            measure = noise_every and (generation % noise_every == 0 or generation + 1 == generations)
+            # Measured before the generation (which takes the state): the mean it evaluates.
+            noise = {}
+            if noise_every:
+                noise = jax.device_get(program.noise(state)) if measure else dict.fromkeys(NOISE_COLUMNS, np.nan)
             state, row = program.generation(state)
-            row = {k: float(v) for k, v in jax.device_get(row).items()}
+            row = {k: float(v) for k, v in {**jax.device_get(row), **noise}.items()}
             if generation == done:
                 compile_time = time.perf_counter() - tick  # the first generation compiles
             for name, value in {"generation": generation + 1, "env_steps": (generation + 1) * steps_per_generation,
@@ -231,20 +254,41 @@ def _write_table(path: Path, rows: Mapping[str, list[float]]) -> None:
 
 
 def _plot(path: Path, rows: Mapping[str, list[float]], title: str) -> None:
+    """Fitness over generations: the population's range and mean, the search mean's fitness with
+    a 95% band from its re-evaluations; below, the population's spread against one member's."""
     import matplotlib.pyplot as plt
 
     generation = np.asarray(rows["generation"])
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    noise = "fitness_noise_std" in rows and np.isfinite(rows["fitness_noise_std"]).any()
+    fig, axes = plt.subplots(2 if noise else 1, 1, figsize=(6, 6 if noise else 4), dpi=110, sharex=True, squeeze=False,
+                             gridspec_kw={"height_ratios": [2, 1]} if noise else None)
+    ax = axes[0, 0]
     ax.fill_between(generation, rows["fitness_worst"], rows["fitness_best"], color="tab:blue", alpha=0.2, label="population range")
     ax.plot(generation, rows["fitness_mean"], color="tab:blue", label="population mean")
-    if "mean_member_return" in rows and "baseline_return" not in rows:
-        ax.plot(generation, rows["mean_member_return"], color="tab:orange", label="search mean")
+    if "mean_member_fitness" in rows:
+        mean = np.asarray(rows["mean_member_fitness"])
+        ax.plot(generation, mean, color="tab:orange", label="search mean")
+        if noise:
+            # The latest measured spread of one member's fitness, carried forward to each generation.
+            std = np.asarray(rows["fitness_noise_std"], float)
+            carried = np.maximum.accumulate(np.where(np.isfinite(std), np.arange(len(std)), 0))
+            half = 1.96 * std[carried]
+            ax.fill_between(generation, mean - half, mean + half, color="tab:orange", alpha=0.2,
+                            label="search mean ± 1.96 x re-evaluation std")
     if "baseline_return" in rows:
         ax.axhline(1.0, color="gray", linestyle="--", linewidth=0.8, label="handcrafted rule (= 1)")
-    ax.set_xlabel("generation")
     ax.set_ylabel("fitness (return / handcrafted rule's)" if "baseline_return" in rows else "fitness (return)")
     ax.set_title(title)
     ax.legend(loc="lower right", fontsize=8)
+    if noise:
+        spread = axes[1, 0]
+        spread.plot(generation, rows["fitness_population_std"], color="tab:blue", label="population std")
+        measured = np.isfinite(rows["fitness_noise_std"])
+        spread.plot(generation[measured], np.asarray(rows["fitness_noise_std"])[measured], "o-", color="tab:red",
+                    label="one member re-evaluated: std")
+        spread.set_ylabel("fitness std")
+        spread.legend(loc="upper right", fontsize=8)
+    axes[-1, 0].set_xlabel("generation")
     fig.tight_layout()
     rundir._atomic_write(path / "fitness.png", lambda p: fig.savefig(p))
     plt.close(fig)
@@ -274,12 +318,13 @@ def _load_learned(meta_dir: str | Path, field: str, flag: str) -> tuple[Any, dic
 
 def load_objective(meta_dir: str | Path, *, algorithm: str | None = None) -> tuple[Any, str]:
     """The learned drift of a meta-training directory (``jaxrl meta-train lpo``) and the name of
-    the objective it was meta-trained in (``lpo``, ``lpo_zero``...). ``ConfigError`` also for
+    the objective it was meta-trained in (``lpo``, ``lpo-zero``...). ``ConfigError`` also for
     weights of another algorithm's rule."""
     weights, spec = _load_learned(meta_dir, "objective_params", "--objective ")
-    if algorithm is not None and spec.get("algorithm") != algorithm:
+    spec = canonical_metadata(spec)
+    if algorithm is not None and spec.get("algorithm") != canonical_name(algorithm):
         # Another algorithm's rule may share the shapes but not the meaning (lpo's drift is
-        # added to PPO's; ta_lpo's also reads progress), so it is refused, not reinterpreted.
+        # added to PPO's; ta-lpo's also reads progress), so it is refused, not reinterpreted.
         raise ConfigError(f"--objective {meta_dir} was meta-trained for {spec.get('algorithm')}, not {algorithm}")
     return weights, spec["config"]["objective"]
 

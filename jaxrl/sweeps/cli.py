@@ -47,6 +47,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--env-set", action="append", metavar="KEY=VALUE", help=(
         "environment parameter or option of every run; a distribution (gravity=uniform:8:12) randomises it every episode"))
     parser.add_argument("--log-every", type=int, default=None, help="updates per logged row (default: ~100 rows)")
+    parser.add_argument("--final-fraction", type=float, default=0.1, metavar="F", help=(
+        "the final return is the mean return of the episodes that ended in the last F of the updates (default 0.1)"))
     parser.add_argument("--out", default=None, help="directory to write (default: runs/sweep-<algorithm>-<env>)")
     parser.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     parser.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS", help=(
@@ -72,6 +74,7 @@ def parse_grid(items: Sequence[str] | None) -> dict[str, list[str]] | None:
 def run_command(args: argparse.Namespace) -> int:
     """Runs ``jaxrl sweep``; returns the exit code."""
     from jaxrl.driver import rundir
+    from jaxrl.core.train import check_final_fraction
     from jaxrl.sweeps.plan import plan
     from jaxrl.sweeps.run import run
 
@@ -83,6 +86,7 @@ def run_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"--log-every must be >= 1, got {args.log_every}")
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
+    check_final_fraction(args.final_fraction)
     if args.grid and args.random:
         raise ConfigError("give --grid or --random, not both")
     if not args.grid and not args.random:
@@ -111,7 +115,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.resume is None and args.checkpoint_every is None:
         # Without checkpoints the run directory is only written at the end, as before.
         path = rundir.prepare(out, args.overwrite)
-        result = run(sweep_plan, log_every=args.log_every, progress=not args.quiet)
+        result = run(sweep_plan, log_every=args.log_every, progress=not args.quiet, final_fraction=args.final_fraction)
         result.write(path)
     else:
         # run() checks a resumed checkpoint (or refuses an occupied directory) before training.
@@ -119,6 +123,7 @@ def run_command(args: argparse.Namespace) -> int:
         result = run(
             sweep_plan,
             log_every=args.log_every,
+            final_fraction=args.final_fraction,
             progress=not args.quiet,
             run_dir=out,
             checkpoint_every=args.checkpoint_every,

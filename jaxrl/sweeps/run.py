@@ -27,14 +27,13 @@ import pandas as pd
 
 from jaxrl.core.contract import Algorithm, ConfigError
 from jaxrl.core.environments import plain_overrides
-from jaxrl.core.train import build, to_hparams, trace_count
+from jaxrl.core.train import DEFAULT_FINAL_FRACTION, build, final_return, to_hparams, trace_count
 from jaxrl.driver import rundir
 from jaxrl.driver.checkpoint import CheckpointStore, decode_rows, encode_rows
 from jaxrl.driver.loggers import MetricsLog, ProgressBar
 from jaxrl.driver.run import CHECKPOINTS, CheckpointPlan, Checkpointer, existing_run_dir, plan_checkpoints, state_template
 from jaxrl.driver.runner import default_chunk_windows, execute, programs_for, run_keys
 from jaxrl.driver.spec import METADATA_FORMAT, check_resumable, config_dict, json_normal, versions, warn_if_other_jax
-from jaxrl.driver.training import last_finite
 from jaxrl.sweeps.plan import Group, SweepPlan, display, plan, stack_hparams
 from jaxrl.sweeps.result import SweepResult, summarize, tidy
 
@@ -43,7 +42,7 @@ from jaxrl.sweeps.result import SweepResult, summarize, tidy
 # as given (CLI text or API numbers); "configs" holds the typed values it resolves to.
 SWEEP_RESUME_FIELDS = (
     "algorithm", "env", "env_overrides", "overrides", "search", "seeds", "seed", "swept", "configs",
-    "log_every", "checkpoint_every",
+    "log_every", "final_fraction", "checkpoint_every",
 )
 
 
@@ -73,7 +72,7 @@ class _Progress:
         pass
 
 
-def checkpoint_spec(p: SweepPlan, log_every: int | None, checkpoint_every: int | None) -> dict[str, Any]:
+def checkpoint_spec(p: SweepPlan, log_every: int | None, checkpoint_every: int | None, final_fraction: float) -> dict[str, Any]:
     """The static description of a sweep saved in each of its checkpoints (JSON-normal, so a
     fresh one compares equal to one read back)."""
     config, hparams = p.configs[0], p.hparams[0]
@@ -98,6 +97,7 @@ def checkpoint_spec(p: SweepPlan, log_every: int | None, checkpoint_every: int |
             "swept": list(p.names),
             "configs": [{k: display(v) for k, v in c.items()} for c in p.values],
             "log_every": log_every,
+            "final_fraction": final_fraction,
             "checkpoint_every": checkpoint_every,
         }
     )
@@ -115,6 +115,7 @@ def run(
     keep_checkpoints: int = 2,
     resume: bool = False,
     overwrite: bool = False,
+    final_fraction: float = DEFAULT_FINAL_FRACTION,
 ) -> SweepResult:
     """Trains every run of a planned sweep: one compiled program per structural group, its runs
     sharded over ``devices`` (default: all of ``jax.devices()``; pass one device to not shard).
@@ -143,11 +144,12 @@ def run(
     # One device: the plain vmapped program, exactly what ``jaxrl.train`` runs.
     mesh = jax.sharding.Mesh(np.asarray(devices), ("runs",)) if len(devices) > 1 else None
     trains = [
-        build(p.algo, p.env_name, config=g.config, hparams=p.hparams[g.config_ids[0]], env_overrides=p.env_overrides, log_every=log_every)
+        build(p.algo, p.env_name, config=g.config, hparams=p.hparams[g.config_ids[0]], env_overrides=p.env_overrides,
+              log_every=log_every, final_fraction=final_fraction)
         for g in p.groups
     ]
     group_steps = [len(g.config_ids) * p.seeds * t.total_env_steps for g, t in zip(p.groups, trains)]
-    spec = checkpoint_spec(p, log_every, checkpoint_every)
+    spec = checkpoint_spec(p, log_every, checkpoint_every, trains[0].final_fraction)
     saved: dict[str, Any] | None = None
     path: Path | None = None
     if run_dir is not None and resume:
@@ -199,7 +201,7 @@ def run(
             done_before += group_steps[index]
             if bar is not None:
                 bar.show(done_before)
-            finals[group.config_ids] = last_finite(metrics["episode_return"]).reshape(len(group.config_ids), p.seeds)
+            finals[group.config_ids] = np.asarray(final_return(metrics), np.float64).reshape(len(group.config_ids), p.seeds)
             frames.append(tidy(p, group, metrics, steps))
     finally:
         if store is not None:
@@ -319,6 +321,7 @@ def sweep(
     keep_checkpoints: int = 2,
     resume: bool = False,
     overwrite: bool = False,
+    final_fraction: float = DEFAULT_FINAL_FRACTION,
 ) -> SweepResult:
     """Trains every configuration of a grid or a random search for ``seeds`` seeds each, as few
     compiled programs as the structural settings allow, sharded over all devices.
@@ -334,7 +337,9 @@ def sweep(
       seeds: seeds per configuration; seed index i of every configuration uses the key
         ``jaxrl.train(..., seed=seed)`` gives seed index i.
       overrides, env_overrides: fixed settings of every configuration (not swept ones).
-      log_every, chunk_windows: as for ``jaxrl.train`` (per structural group).
+      log_every, chunk_windows, final_fraction: as for ``jaxrl.train`` (per structural group); a
+        configuration's final return is the mean return of the episodes that ended in the last
+        ``final_fraction`` of its updates.
       progress: True for a progress bar, or ``progress(env_steps_done, env_steps_total)``.
       devices: devices to shard the runs over (default ``jax.devices()``).
       run_dir, checkpoint_every, keep_checkpoints, resume, overwrite: checkpoint the sweep into
@@ -353,5 +358,5 @@ def sweep(
     return run(
         sweep_plan, log_every=log_every, chunk_windows=chunk_windows, progress=progress, devices=devices,
         run_dir=run_dir, checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, resume=resume,
-        overwrite=overwrite,
+        overwrite=overwrite, final_fraction=final_fraction,
     )
