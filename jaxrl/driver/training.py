@@ -118,9 +118,10 @@ def train(
     (2,)
 
     ``state`` and ``start_window`` continue runs from a saved state (``metrics`` then holds only
-    the rows from ``start_window`` on, and ``final_returns`` is computed from those); ``final_fraction``
-    is the fraction of the last updates ``final_returns`` averages over (default 0.1); ``chunk_windows`` is the number of logging windows per
-    compiled chunk (default: about ten chunks a run). ``overrides`` may hold array-valued
+    the rows from ``start_window`` on, and ``final_returns`` is computed from those);
+    ``final_fraction`` is the fraction of the last updates whose episodes ``final_returns``
+    averages (default 0.1); ``chunk_windows`` is the number of logging windows per compiled chunk
+    (default: about ten chunks a run). ``overrides`` may hold array-valued
     hyperparameters (a learned objective's weights)."""
     if isinstance(num_seeds, bool) or not isinstance(num_seeds, (int, np.integer)) or num_seeds < 1:
         raise ConfigError(f"num_seeds must be an integer >= 1, got {num_seeds!r}")

@@ -26,6 +26,7 @@ import jax
 import numpy as np
 
 import envs
+from jaxrl.core.contract import canonical_name
 from jaxrl.core.distributions import is_distribution
 from jaxrl.core.environments import plain_overrides, task_distribution
 from jaxrl.core.train import DEFAULT_FINAL_FRACTION, build
@@ -33,7 +34,6 @@ from jaxrl.core.values import ConfigError
 from jaxrl.driver import rundir
 from jaxrl.driver.checkpoint import CheckpointError, CheckpointStore, first_difference
 from jaxrl.driver.loggers import ProgressBar
-from jaxrl.core.contract import canonical_name
 from jaxrl.driver.spec import arrays_spec, arrays_template, canonical_metadata, config_dict, json_normal, versions
 from jaxrl.meta.engine import MetaProgram, learned_field
 from jaxrl.meta.es import make_strategy
