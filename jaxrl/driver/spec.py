@@ -136,7 +136,7 @@ def spec_from_metadata(metadata: Mapping[str, Any], kind: str = "train") -> tupl
 
 def canonical_metadata(saved: Mapping[str, Any]) -> dict[str, Any]:
     """``saved`` with the algorithm's and the objective's names in their hyphenated spelling: runs
-    written before it was the only one name ``ta_lpo`` or ``lpo_zero``, and must still resume."""
+    written before it was the only one name ``ta_lpo`` or ``lpo_zero``, and compare by name alike."""
     saved = dict(saved)
     if isinstance(saved.get("algorithm"), str):
         saved["algorithm"] = canonical_name(saved["algorithm"])
