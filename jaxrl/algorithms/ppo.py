@@ -35,7 +35,7 @@ from jaxrl.components.networks import (
     ACTIVATIONS, Actor, Critic, RecurrentActor, RecurrentCritic, Torso, apply_with_context, torso_kind,
 )
 from jaxrl.components.objectives import PolicyTerms, get_objective
-from jaxrl.components.optim import check_optimizer, is_learned, learning_rate, optimizer
+from jaxrl.components.optim import check_optimizer, is_learned, optimizer, scheduled_lr
 from jaxrl.components.rollout import EnvCarry, Transition, env_reset, episode_metrics, per_env, rollout
 from jaxrl.components.sgd import minibatch_epochs
 from jaxrl.components.targets import get_targets
@@ -279,7 +279,7 @@ def build(config: PPOConfig, env: envs.Environment) -> Agent:
             learned_optimizer=learned_opt,
         )
         metrics.update(episode_metrics(traj))
-        metrics["lr"] = jnp.asarray(learning_rate(hparams.lr, progress, config.anneal_lr), jnp.float32)
+        metrics["lr"] = jnp.asarray(scheduled_lr(config.optimizer, hparams.lr, progress, config.anneal_lr), jnp.float32)
         metrics["per_env"] = per_env(traj, value=traj.extras["value"], advantage=advantages, target=targets)
         return state.replace(params=params, opt_state=opt_state), metrics
 

@@ -1,15 +1,28 @@
-"""Learned optimizers in the style of OPEN (Goldie et al., 2024, "Can Learned Optimization Make
+"""Learned optimizers as OPEN defines them (Goldie et al., 2024, "Can Learned Optimization Make
 Reinforcement Learning Less Difficult?"): a small network applied to every parameter on its own,
-reading the parameter, its gradient and momenta at several timescales (each as a sign and a log
-magnitude), training progress, batch progress, the layer's position and the dormancy of the
-neuron the parameter feeds, and writing that parameter's update.
+reading its gradient, momenta at OPEN's six timescales (0.1 to 0.9999), the parameter itself,
+training progress, batch progress, the layer's position and the dormancy of the neuron the
+parameter feeds, and writing that parameter's update. As in OPEN:
+
+* the magnitude inputs (log |g|, log |m| at each timescale, the parameter) are normalised per
+  tensor by their second moment (x / sqrt(mean(x^2) + 1e-5) over the tensor's entries);
+* the step scale is fixed (``lr``, not the agent's schedule: ``anneal_lr`` does not apply to a
+  learned optimizer), and the schedule reaches the network as an input, training progress n / N;
+* the mean of the update over all the agent's parameters is subtracted, so every step's update
+  sums to zero over the parameters (OPEN's "globally zero" update);
+* the noisy variants add learned Gaussian noise to the actor's updates only.
+
+Where we differ, and why: sign inputs are taken relative to s = sign(g) (below), which needs the
+parameter as p * s rather than p, and makes sign(g) itself a constant that is left out; the sign
+inputs (already +-1) are not normalised, and there is no LayerNorm in the hidden layer, so that
+the hand-set Signum network below stays exactly Signum.
 
 Four optimizers are registered with the optimizer factory (``--set optimizer=NAME``, or
 ``--optimizer learned:META_DIR`` for meta-trained weights):
 
 * ``learned_mlp``: a feed-forward network (one hidden layer), cheap enough for CPU budgets;
 * ``learned_gru``: a GRU per parameter (its hidden state lives in the optimizer state) before the
-  same head;
+  same head, as OPEN's;
 * ``learned_mlp_noise``, ``learned_gru_noise``: the same, with learned Gaussian noise added to the
   actor's updates (OPEN's learned stochasticity; the critic's updates stay deterministic).
 
@@ -20,14 +33,14 @@ Why our own and not learned_optimization's: that library is pinned to an old JAX
 optimizers are not optax transformations of traced weights; OPEN's code builds on it.
 
 **Sign equivariance.** Every sign input is taken relative to s = sign(g) (with sign(0) = +1), and
-the update is -lr * s * d * exp(m) for the network's outputs (d, m). Flipping the signs of a
-parameter and of its gradient's whole history flips its update, so with both of either sign
-equally likely the updates have mean zero whatever the weights, at initialisation included.
+the update is -lr * s * d * exp(m) for the network's outputs (d, m), less its mean. Flipping the
+signs of the parameters and of the gradients' whole history flips the update.
 
 **The handcrafted special case.** ``signum_weights`` sets d = sign(m_0.9) * s and m = 0, so the
-update is -lr * sign(m_0.9): Signum (Bernstein et al., 2018), which a test pins to optax's
-``chain(trace(0.9), scale_by_sign(), scale(-lr))``. The default weights (the search's start) are
-Signum plus small random terms: a working optimizer that evolution can improve.
+update is -lr * (sign(m_0.9) - mean(sign(m_0.9))): Signum (Bernstein et al., 2018) less its mean
+over the parameters, which a test pins to optax's ``chain(trace(0.9), scale_by_sign(),
+scale(-lr))`` with that mean subtracted. The default weights (the search's start) are that plus
+small random terms: a working optimizer that evolution can improve.
 
 Context from the agent comes as optax extra arguments of ``update``: ``batch_progress`` (k / K
 over the K minibatch steps of an update), ``dormancy`` and ``layer`` (pytrees shaped like the
@@ -50,20 +63,21 @@ import optax
 from jaxrl.components.optim import OptimizerArgs, register_optimizer
 from jaxrl.core.contract import ConfigError
 
-MOMENTA = (0.1, 0.5, 0.9, 0.99, 0.999)  # EMA timescales of the gradient, as in OPEN
+MOMENTA = (0.1, 0.5, 0.9, 0.99, 0.999, 0.9999)  # EMA timescales of the gradient, OPEN's six
 FEATURES = (
     "log|g|",
     *(f"sign(m{b})*s" for b in MOMENTA),
     *(f"log|m{b}|" for b in MOMENTA),
-    "sign(p)*s",
-    "log|p|",
+    "p*s",
     "training_progress",  # n / N in [0, 1)
     "batch_progress",  # k / K in [0, 1)
     "layer",  # the layer's position in its network, 0 (first) to 1 (output)
     "dormancy",  # the fed neuron's mean |activation| over its layer's mean (0: dormant)
 )
 NUM_FEATURES = len(FEATURES)
-_LOG_EPS, _LOG_SCALE = 1e-8, 0.1  # log magnitudes enter as 0.1 * log(|x| + 1e-8)
+# The columns normalised per tensor by their second moment (OPEN's input normalisation).
+NORMALISED = tuple(i for i, f in enumerate(FEATURES) if f.startswith("log|") or f == "p*s")
+_LOG_EPS, _NORM_EPS = 1e-8, 1e-5
 _SIGNUM_MOMENTUM = MOMENTA.index(0.9)
 _MAX_MAGNITUDE = 10.0  # exp(m) is clipped to e^+-10 so that a wild search member stays finite
 _NOISE_OFFSET = -3.0  # the noise's std is lr * exp(n - 3): small until evolution raises it
@@ -94,7 +108,8 @@ def _template(kind: str) -> Any:
 
 
 def signum_weights(name: str = "learned_mlp") -> Any:
-    """The handcrafted special case: weights whose update is exactly -lr * sign(m_0.9)."""
+    """The handcrafted special case: weights whose update is exactly -lr * sign(m_0.9), less its
+    mean over the parameters."""
     kind = KINDS[name][0]
     weights = jax.tree.map(jnp.zeros_like, _template(kind))
     sign_m = FEATURES.index(f"sign(m{MOMENTA[_SIGNUM_MOMENTUM]})*s")
@@ -133,7 +148,12 @@ class LearnedState(NamedTuple):
 
 
 def _log_magnitude(x: jax.Array) -> jax.Array:
-    return _LOG_SCALE * jnp.log(jnp.abs(x) + _LOG_EPS)
+    return jnp.log(jnp.abs(x) + _LOG_EPS)
+
+
+def _normalise(x: jax.Array) -> jax.Array:
+    """OPEN's second-moment normaliser over a tensor's entries: x / sqrt(mean(x^2) + 1e-5)."""
+    return x * jax.lax.rsqrt(_NORM_EPS + jnp.mean(jnp.square(x)))
 
 
 def features(grad, momenta, param, training_progress, batch_progress, layer, dormancy) -> tuple[jax.Array, jax.Array]:
@@ -141,16 +161,17 @@ def features(grad, momenta, param, training_progress, batch_progress, layer, dor
     size = grad.size
     s = jnp.where(grad < 0, -1.0, 1.0).reshape(size)
     flat = lambda x: jnp.broadcast_to(jnp.asarray(x, jnp.float32), grad.shape).reshape(size)  # noqa: E731
-    columns = [_log_magnitude(flat(grad))]
+    columns = [_normalise(_log_magnitude(flat(grad)))]
     columns += [jnp.sign(flat(m)) * s for m in momenta]
-    columns += [_log_magnitude(flat(m)) for m in momenta]
-    columns += [jnp.sign(flat(param)) * s, _log_magnitude(flat(param))]
+    columns += [_normalise(_log_magnitude(flat(m))) for m in momenta]
+    columns += [_normalise(flat(param) * s)]
     columns += [flat(training_progress), flat(batch_progress), flat(layer), flat(dormancy)]
     return jnp.stack(columns, axis=-1), s
 
 
 def learned(args: OptimizerArgs, name: str) -> optax.GradientTransformationExtraArgs:
-    """The learned optimizer ``name`` with weights ``args.params`` at learning rate ``args.lr``."""
+    """The learned optimizer ``name`` with weights ``args.params`` and step scale ``args.lr`` (the
+    unscheduled learning rate: the schedule is the input n / N)."""
     kind, noisy = KINDS[name]
     net = UpdateNet(kind)
     decays = jnp.asarray(MOMENTA, jnp.float32)
@@ -185,8 +206,11 @@ def learned(args: OptimizerArgs, name: str) -> optax.GradientTransformationExtra
             if noisy and is_actor:
                 scale = args.lr * jnp.exp(jnp.clip(out[:, 2] + _NOISE_OFFSET, -_MAX_MAGNITUDE, _MAX_MAGNITUDE))
                 step = step + scale * jax.random.normal(noise_key, step.shape)
-            updates.append(step.reshape(g.shape).astype(g.dtype))
+            updates.append(step)
             new_memory.append(mem)
+        # OPEN's globally zero update: the mean over every parameter of every leaf is subtracted.
+        mean = sum(u.sum() for u in updates) / sum(u.size for u in updates)
+        updates = [(u - mean).reshape(g.shape).astype(g.dtype) for u, g in zip(updates, leaves)]
         memory = treedef.unflatten(new_memory) if kind == "gru" else None
         return treedef.unflatten(updates), LearnedState(treedef.unflatten(momenta), memory)
 
@@ -231,6 +255,7 @@ def _shapes(tree: Any) -> str:
 for _name in KINDS:
     register_optimizer(
         _name,
+        scheduled=False,
         default_params=lambda _name=_name: default_weights(_name),
         check_params=lambda weights, _name=_name: check_weights(_name, weights),
     )(lambda args, _name=_name: learned(args, _name))

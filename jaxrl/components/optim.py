@@ -44,20 +44,27 @@ class _Entry:
     factory: OptimizerFactory
     default_params: Callable[[], Any] | None  # a learned optimizer's initial weights
     check_params: Callable[[Any], None] | None  # raises ConfigError for weights that do not fit
+    scheduled: bool  # whether its lr follows the schedule (a learned one reads n / N instead)
 
 
 _OPTIMIZERS: dict[str, _Entry] = {}
 
 
 def register_optimizer(
-    name: str, *, default_params: Callable[[], Any] | None = None, check_params: Callable[[Any], None] | None = None
+    name: str,
+    *,
+    default_params: Callable[[], Any] | None = None,
+    check_params: Callable[[Any], None] | None = None,
+    scheduled: bool = True,
 ) -> Callable[[OptimizerFactory], OptimizerFactory]:
     """Decorator: makes ``factory`` available as ``optimizer=name`` to every agent. A learned
     optimizer also gives its initial weights (what ``optimizer_params`` defaults to) and a check
-    of given weights; an agent must then pass it context (``jaxrl.components.learned_optim``)."""
+    of given weights; an agent must then pass it context (``jaxrl.components.learned_optim``).
+    ``scheduled=False``: ``OptimizerArgs.lr`` is the agent's lr as set, whatever its schedule (an
+    optimizer that reads training progress and makes its own schedule, as OPEN's does)."""
 
     def add(factory: OptimizerFactory) -> OptimizerFactory:
-        _OPTIMIZERS[name] = _Entry(factory, default_params, check_params)
+        _OPTIMIZERS[name] = _Entry(factory, default_params, check_params, scheduled)
         return factory
 
     return add
@@ -123,6 +130,12 @@ def learning_rate(lr: jax.Array, progress: Progress, anneal: bool) -> jax.Array:
     return lr * (1.0 - progress.step / progress.num_updates) if anneal else lr
 
 
+def scheduled_lr(name: str, lr: jax.Array, progress: Progress, anneal: bool) -> jax.Array:
+    """The lr optimizer ``name`` gets at this point: ``learning_rate``'s schedule, or ``lr`` as set
+    for an optimizer registered ``scheduled=False``."""
+    return learning_rate(lr, progress, anneal and _OPTIMIZERS[name].scheduled)
+
+
 def optimizer(
     name: str,
     *,
@@ -133,11 +146,12 @@ def optimizer(
     eps: jax.Array | None = None,
     params: Any = None,
 ) -> optax.GradientTransformation:
-    """The optimizer ``name`` at this point of training: the scheduled learning rate, and gradients
-    clipped to a global norm of ``max_grad_norm`` first when given."""
+    """The optimizer ``name`` at this point of training: the scheduled learning rate (the lr as
+    set for an optimizer registered ``scheduled=False``, the learned ones), and gradients clipped
+    to a global norm of ``max_grad_norm`` first when given."""
     if name not in _OPTIMIZERS:
         check_optimizer(name)
-    tx = _OPTIMIZERS[name].factory(OptimizerArgs(learning_rate(lr, progress, anneal), progress, eps, params))
+    tx = _OPTIMIZERS[name].factory(OptimizerArgs(scheduled_lr(name, lr, progress, anneal), progress, eps, params))
     # Every optimizer takes optax's extra arguments (a learned one reads them; the rest ignore
     # them), so an agent passes its context the same way whatever it is configured with.
     tx = optax.with_extra_args_support(tx)
