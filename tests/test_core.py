@@ -74,6 +74,16 @@ def test_final_return_reads_the_final_sums_of_the_rows():
     np.testing.assert_allclose(final_return(rows), [13.0 / 5.0, np.nan])
 
 
+def test_learning_curve_mean_weights_each_window_by_its_updates():
+    from jaxrl.core.train import learning_curve_mean
+
+    # Windows of 3, 3 and 1 updates (7 updates, log_every 3); the middle one saw no episode.
+    train = jaxrl.make_train("ppo", "CartPole-v1", total_steps=7 * 128, overrides=WEIGHTED, log_every=3)
+    assert list(train.window_updates()) == [3, 3, 1]
+    returns = jnp.asarray([[10.0, np.nan, 40.0], [np.nan] * 3])
+    np.testing.assert_allclose(learning_curve_mean(returns, train.window_updates()), [(10 * 3 + 40 * 1) / 4, np.nan])
+
+
 def test_final_return_is_the_mean_over_the_final_fraction_whatever_log_every():
     # 20 updates; the last 20% are updates 16-19, which starts inside a window of 3 (15-17).
     def run(log_every):

@@ -101,6 +101,19 @@ def test_greedy_fitness_scores_members_on_the_same_episodes():
     assert returns[0, 0, 0] == returns[1, 0, 0] and 8 <= returns[0, 0, 0] <= 500  # CartPole: 8+ steps
 
 
+def test_auc_fitness_is_the_learning_curve_mean_of_the_same_runs():
+    kwargs = dict(population=2, sigma=0.5, inner_steps=2048, overrides=INNER_OVERRIDES, track_mean=False)
+    by_auc, _ = build_program("lpo", "CartPole-v1", fitness="auc", **kwargs)
+    by_final, _ = build_program("lpo", "CartPole-v1", final_fraction=1.0, **kwargs)
+    members, _ = by_auc.strategy.ask(jax.random.key(0), by_auc.init(jax.random.key(0)).es)
+    auc = np.asarray(by_auc.evaluate(members, jax.random.key(1)))
+    # The same runs (same keys): every episode's mean (final fraction 1) weighs short early
+    # episodes more than the per-update curve does, so the two differ, and both are returns.
+    everything = np.asarray(by_final.evaluate(members, jax.random.key(1)))
+    assert np.all((auc >= 8) & (auc <= 500)) and np.all(np.abs(auc - everything) > 1e-3)
+    assert np.all(auc > everything)  # CartPole: the many short early episodes pull the episode mean down
+
+
 def test_normalised_fitness_scores_the_handcrafted_rule_as_one():
     # sigma tiny: every member is PPO's drift to within 1e-7, so it trains like the baseline.
     program, _ = build_program("lpo", "Acrobot-v1", population=2, sigma=1e-7, inner_steps=2048, overrides=INNER_OVERRIDES,

@@ -81,6 +81,18 @@ def final_return(rows: Mapping[str, Any]) -> jax.Array:
     return jnp.where(count > 0, total / jnp.maximum(count, 1.0), jnp.nan)
 
 
+def learning_curve_mean(returns: jax.Array, window_updates: Any) -> jax.Array:
+    """The area under the learning curve, as a mean return: each logged window's mean episode
+    return (``returns``, windows along the last axis, NaN where none ended) weighted by its number
+    of updates (``window_updates``), windows without an episode left out. Unlike the final return
+    it keeps ranking runs that all end at a task's maximum: the faster one scores higher."""
+    returns = jnp.asarray(returns)
+    weights = jnp.where(jnp.isnan(returns), 0.0, jnp.asarray(window_updates, jnp.float32))
+    total = jnp.sum(jnp.where(jnp.isnan(returns), 0.0, returns) * weights, axis=-1)
+    count = jnp.sum(weights, axis=-1)
+    return jnp.where(count > 0, total / jnp.maximum(count, 1.0), jnp.nan)
+
+
 def check_final_fraction(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0.0 < value <= 1.0:
         raise ConfigError(f"final_fraction must be a number in (0, 1], got {value!r}")
@@ -217,8 +229,14 @@ class Train:
 
     def log_steps(self) -> np.ndarray:
         """Env steps (per run) at the end of each logged window."""
-        ends = np.minimum((np.arange(self.num_logs) + 1) * self.log_every, self.num_updates)
-        return ends.astype(np.int64) * self.steps_per_update
+        return self._window_ends().astype(np.int64) * self.steps_per_update
+
+    def window_updates(self) -> np.ndarray:
+        """The number of updates in each logged window (the last may be partial)."""
+        return np.diff(self._window_ends(), prepend=0)
+
+    def _window_ends(self) -> np.ndarray:
+        return np.minimum((np.arange(self.num_logs) + 1) * self.log_every, self.num_updates)
 
     def hparams_axes(self, **axes: int | None) -> Any:
         """An ``in_axes`` prefix for ``vmap`` over ``hparams``: the named fields batched along

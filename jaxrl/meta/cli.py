@@ -54,15 +54,17 @@ def add_parser(subparsers: Any) -> None:
         "tasks per generation, drawn from the --env-set distributions (each a fixed set of env parameters; default 1)"))
     parser.add_argument("--inner-steps", type=int, default=None, help="env steps of each inner training run (default: the algorithm's)")
     parser.add_argument("--fitness", default="final_return", help=(
-        "final_return (mean return of the episodes that ended in the last --final-fraction of each inner run) or "
-        "greedy (deterministic episodes after training)"))
+        "final_return (mean return of the episodes that ended in the last --final-fraction of each inner run), "
+        "auc (the area under each inner run's learning curve: the mean return over all of training, which does not "
+        "saturate when members reach the task's maximum) or greedy (--eval-episodes deterministic episodes after training)"))
     parser.add_argument("--final-fraction", type=float, default=0.1, metavar="F", help=(
         "the fraction of each inner run's last updates whose episodes make --fitness final_return (default 0.1)"))
     parser.add_argument("--noise-every", type=int, default=5, metavar="GENERATIONS", help=(
         "every GENERATIONS generations re-evaluate the search mean on fresh seeds and log the spread of its fitness "
         "(fitness_noise_std) beside the population's (fitness_population_std) in meta.csv (0: never; default 5)"))
     parser.add_argument("--noise-repeats", type=int, default=8, help="re-evaluations of the search mean for --noise-every (default 8)")
-    parser.add_argument("--eval-episodes", type=int, default=10, help="episodes per run for --fitness greedy (default 10)")
+    parser.add_argument("--eval-episodes", type=int, default=10, help=(
+        "episodes per run for --fitness greedy (default 10, measured: experiments/fitness_noise/README.md)"))
     parser.add_argument("--normalise", action="store_true", help=(
         "score each task's return R as 1 + (R - B) / |B| against the return B of the algorithm's default weights "
         "(for lpo: PPO's drift) on the same task and seeds, trained in the same program"))

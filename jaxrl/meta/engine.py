@@ -22,11 +22,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxrl.core.train import Train
+from jaxrl.core.train import Train, learning_curve_mean
 from jaxrl.core.values import ConfigError
 from jaxrl.meta.es import Strategy
 
-FITNESS = ("final_return", "greedy")
+FITNESS = ("final_return", "auc", "greedy")
 _TASK_STREAM, _SEED_STREAM, _GREEDY_STREAM, _NOISE_STREAM, _OTHER_ENVS = 1, 2, 3, 4, 1000
 
 
@@ -67,8 +67,10 @@ class MetaProgram:
     ``field`` names the hyperparameter the strategy searches (``objective_params`` for LPO); every
     other hyperparameter is ``train.default_hparams``'s. ``sample_task(key, env_params)`` draws a
     task's environment parameters (``None``: one task, the default parameters). ``fitness`` is the
-    inner runs' final training return, or with ``"greedy"`` the mean return of ``eval_episodes``
-    deterministic episodes after training. With ``normalise`` each task's return R is scored as
+    inner runs' final training return; with ``"auc"`` the area under their learning curves (the
+    mean return over all of training, ``learning_curve_mean``: it does not saturate when members
+    reach a task's maximum); with ``"greedy"`` the mean return of ``eval_episodes`` deterministic
+    episodes after training. With ``normalise`` each task's return R is scored as
     1 + (R - B) / |B| against the return B of the handcrafted rule (the field's default value: PPO's
     drift for lpo) on the same task and seeds, so tasks of different scales weigh alike.
     ``track_mean`` also trains the search distribution's mean each generation (reported, not used).
@@ -250,6 +252,8 @@ class MetaProgram:
                 state, metrics = train(key, train.default_hparams.replace(**{self.field: self.value(member)}), env_params)
                 if self.fitness == "final_return":
                     return metrics["final_return"]
+                if self.fitness == "auc":
+                    return learning_curve_mean(metrics["episode_return"], train.window_updates())
                 return self._greedy_return(train, state, greedy_key, env_params)
 
             return jax.vmap(one_member)(members)
