@@ -65,7 +65,8 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
         "train with the learned weights a `jaxrl meta-train` run wrote into META_DIR (lpo, ta-lpo)"))
     train.add_argument("--optimizer", metavar="NAME|learned:META_DIR", default=None, help=(
         "the optimizer: a name (adam, sgd, rmsprop, learned_mlp, ...; as --set optimizer=NAME) or "
-        "learned:META_DIR, the learned optimizer a `jaxrl meta-train optimizer` run wrote into META_DIR"))
+        "learned:META_DIR, the learned optimizer a `jaxrl meta-train optimizer` run wrote into META_DIR, at the lr (step "
+        "scale) it was meta-trained at unless --set lr= is given"))
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--no-compile-cache", action="store_true", help=(
         "do not use JAX's persistent compilation cache (also JAXRL_COMPILATION_CACHE=0)"))
@@ -169,12 +170,14 @@ def optimizer_overrides(value: str, overrides: dict[str, Any]) -> dict[str, Any]
     if "optimizer" in overrides or "optimizer_params" in overrides:
         raise ConfigError("give the optimizer by --optimizer or by --set optimizer/optimizer_params, not both")
     if value.startswith("learned:"):
-        from jaxrl.meta.run import load_optimizer
+        from jaxrl.meta.run import learned_optimizer_settings
 
         if not value[len("learned:"):]:
             raise ConfigError("--optimizer learned: needs a directory, e.g. --optimizer learned:runs/meta-optimizer")
-        weights, name = load_optimizer(value[len("learned:"):])
-        return {"optimizer": name, "optimizer_params": weights}
+        settings = learned_optimizer_settings(value[len("learned:"):])
+        if "lr" in overrides:  # --set lr=... given: the user's step scale, not the meta-training's
+            del settings["lr"]
+        return settings
     check_optimizer(value, context=True)  # a learned one's context is the algorithm's check
     return {"optimizer": value}
 

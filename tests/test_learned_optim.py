@@ -166,7 +166,7 @@ def test_ppo_learns_cartpole_with_the_learned_optimizer():
 def meta_optimizer(tmp_path_factory):
     out = tmp_path_factory.mktemp("lopt") / "m"
     result = meta_train("ppo", "CartPole-v1", out, field="optimizer_params", generations=2, population=4,
-                        inner_steps=1024, overrides={**INNER, "optimizer": "learned_mlp"}, progress=False)
+                        inner_steps=1024, overrides={**INNER, "optimizer": "learned_mlp", "lr": 1e-3}, progress=False)
     return out, result
 
 
@@ -186,6 +186,10 @@ def test_saved_optimizer_loads_and_gives_the_same_updates(meta_optimizer, tmp_pa
                  "--quiet", "--out", str(run), *INNER_ARGS]) == 0
     saved = json.loads((run / "config.json").read_text())
     assert saved["config"]["optimizer"] == "learned_mlp" and "optimizer_params" in saved["hparams"]
+    assert saved["hparams"]["lr"] == 1e-3  # the step scale the weights were evolved at (default 2.5e-4)
+    assert main(["train", "ppo", "--env", "CartPole-v1", "--optimizer", f"learned:{out}", "--set", "lr=0.002",
+                 "--total-steps", "1024", "--quiet", "--out", str(tmp_path / "u"), *INNER_ARGS]) == 0
+    assert json.loads((tmp_path / "u" / "config.json").read_text())["hparams"]["lr"] == 0.002  # the user's, when given
 
 
 def _reshaped_dir(meta_optimizer, tmp_path):

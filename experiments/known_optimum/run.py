@@ -48,12 +48,13 @@ def landed(lr: float, region: tuple[float, float], lrs: np.ndarray) -> bool:
 
 
 def run(out: Path, *, inner_steps: int, seeds: int, grid: int, population: int, generations: int, sigma: float,
-        es_lr: float, start_lr: float) -> dict:
+        es_lr: float, start_lr: float, final_fraction: float = 0.1) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     overrides = {**INNER, "total_steps": inner_steps}
     lrs = np.geomspace(1e-4, 1e-1, grid)
     start = time.perf_counter()
-    swept = jaxrl.sweep("ppo", ENV, grid={"lr": [float(x) for x in lrs]}, seeds=seeds, overrides=overrides)
+    swept = jaxrl.sweep("ppo", ENV, grid={"lr": [float(x) for x in lrs]}, seeds=seeds, overrides=overrides,
+                        final_fraction=final_fraction)
     swept.write(out / "sweep")
     sweep_seconds = time.perf_counter() - start
     region = best_region(lrs, swept.summary)
@@ -61,12 +62,13 @@ def run(out: Path, *, inner_steps: int, seeds: int, grid: int, population: int, 
     start = time.perf_counter()
     meta = meta_train("ppo", ENV, out / "meta", field="lr", log_space=True, population=population,
                       generations=generations, sigma=sigma, lr=es_lr, seeds=seeds, inner_steps=inner_steps,
-                      overrides={**INNER, "lr": start_lr}, overwrite=True, progress=False, noise_every=0)
+                      overrides={**INNER, "lr": start_lr}, final_fraction=final_fraction, overwrite=True, progress=False,
+                      noise_every=0)
     meta_seconds = time.perf_counter() - start
     path = np.asarray(meta.rows["mean_value"])
     final = float(np.exp(np.log(path[-5:]).mean()))  # the mean's last five generations, averaged in log space
     result = {
-        "env": ENV, "inner_steps": inner_steps, "seeds": seeds, "grid": [float(x) for x in lrs],
+        "env": ENV, "inner_steps": inner_steps, "seeds": seeds, "final_fraction": final_fraction, "grid": [float(x) for x in lrs],
         "sweep_mean": [float(x) for x in swept.summary["mean"]], "best_region": region,
         "start_lr": start_lr, "final_lr": final, "landed": landed(final, region, lrs),
         "sweep_seconds": round(sweep_seconds, 1), "meta_seconds": round(meta_seconds, 1),
@@ -103,9 +105,12 @@ def main() -> None:
     parser.add_argument("--sigma", type=float, default=0.3, help="search scale in log(lr)")
     parser.add_argument("--es-lr", type=float, default=0.25, help="the search mean's Adam step in log(lr)")
     parser.add_argument("--start-lr", type=float, default=1e-3)
+    parser.add_argument("--final-fraction", type=float, default=0.1, help="the fitness (and the sweep's score): the mean "
+                        "return of the episodes of the last F of each run's updates (1: all of training)")
     args = parser.parse_args()
     result = run(args.out, inner_steps=args.inner_steps, seeds=args.seeds, grid=args.grid, population=args.population,
-                 generations=args.generations, sigma=args.sigma, es_lr=args.es_lr, start_lr=args.start_lr)
+                 generations=args.generations, sigma=args.sigma, es_lr=args.es_lr, start_lr=args.start_lr,
+                 final_fraction=args.final_fraction)
     print(json.dumps(result, indent=2))
 
 

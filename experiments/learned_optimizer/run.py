@@ -1,14 +1,15 @@
-"""A learned optimizer (learned_mlp) meta-trained by evolution for PPO on CartPole-v1 at CPU
-scale, then tested on held-out seeds against Adam at its best learning rate (tuned on other
-seeds), against Signum (the learned optimizer's hand-set special case) and against the
-meta-training's starting weights: on CartPole-v1 and on Acrobot-v1, which it was not
-meta-trained on. Also plots the update it makes against the gradient.
+"""A learned optimizer (learned_mlp, OPEN's) meta-trained by evolution for PPO on CartPole-v1 and
+Acrobot-v1 at once, with OPEN's normalised multi-task fitness, then tested on held-out seeds
+against Adam at its best learning rate (tuned per environment on other seeds, on a grid whose best
+is checked not to be an edge), against Signum (the learned optimizer's hand-set special case, at
+its own tuned step scale) and against the meta-training's starting weights. Also plots the update
+it makes against the gradient.
 
     python experiments/learned_optimizer/run.py --out experiments/learned_optimizer
 
-Writes into --out: meta/ (the meta-training directory: meta.csv, fitness.png, the weights),
-tuning.csv (Adam's learning-rate sweep), results.csv (optimizer, env, seed, final return),
-summary.md (IQM with 95% bootstrap intervals), update.png.
+Writes into --out: tuning.csv (the learning-rate grids), meta/ (the meta-training directory:
+meta.csv with the fitness-noise columns, fitness.png, the weights), results.csv (optimizer, env,
+seed, final return), summary.md (IQM with 95% bootstrap intervals), update.png.
 """
 
 from __future__ import annotations
@@ -35,55 +36,74 @@ from jaxrl.core.contract import Progress  # noqa: E402
 from jaxrl.meta.run import load_optimizer, meta_train  # noqa: E402
 
 TUNING_SEED, HELD_OUT_SEED = 500, 1000  # meta-training used the seed streams of seed 0
-ADAM_LRS = (1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3)
+ADAM_LRS = (1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 1e-1, 2.5e-1)
+SIGNUM_LRS = (1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2)  # sign steps: dead from 2.5e-2 on
 ENVS = ("CartPole-v1", "Acrobot-v1")
+NAME = "learned_mlp"
+
+
+def tune(label: str, overrides: dict, lrs: tuple[float, ...], args) -> tuple[list[dict], dict[str, float]]:
+    """IQM final return per env and lr on the tuning seeds, and the best lr per env."""
+    rows = []
+    for env in ENVS:
+        for lr in lrs:
+            result = jaxrl.train("ppo", env, num_seeds=args.tuning_seeds, seed=TUNING_SEED,
+                                 overrides={"total_steps": args.inner_steps, "lr": lr, **overrides})
+            rows.append({"optimizer": label, "env": env, "lr": lr, "iqm_final_return": float(stats.iqm(result.final_returns))})
+    frame = pd.DataFrame(rows)
+    best = {env: float(group.loc[group["iqm_final_return"].idxmax(), "lr"]) for env, group in frame.groupby("env")}
+    for env, lr in best.items():
+        edge = " (an edge of the grid: widen it)" if lr in (lrs[0], lrs[-1]) else ""
+        print(f"{label} on {env}: best lr {lr:g}{edge}")
+    return rows, best
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("experiments/learned_optimizer"))
     parser.add_argument("--population", type=int, default=16)
-    parser.add_argument("--generations", type=int, default=25)
+    parser.add_argument("--generations", type=int, default=12)
     parser.add_argument("--inner-steps", type=int, default=32_768)
-    parser.add_argument("--meta-seeds", type=int, default=1)
+    parser.add_argument("--meta-seeds", type=int, default=2)
     parser.add_argument("--sigma", type=float, default=0.05)
-    parser.add_argument("--test-seeds", type=int, default=8)
+    parser.add_argument("--test-seeds", type=int, default=16)
     parser.add_argument("--tuning-seeds", type=int, default=4)
     parser.add_argument("--skip-meta", action="store_true", help="reuse the meta-training directory in --out")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     timings = {}
+
+    # Learning rates, tuned on seeds apart from the test seeds: Adam's per environment, and the
+    # learned optimizer's step scale (Signum's, its hand-set case) for both environments at once:
+    # the lr whose IQMs, each scaled to its environment's range over the grid, have the best mean.
+    start = time.perf_counter()
+    adam_rows, adam_lr = tune("adam", {}, ADAM_LRS, args)
+    signum_rows, _ = tune("signum", {"optimizer": NAME, "optimizer_params": lo.signum_weights(NAME)}, SIGNUM_LRS, args)
+    signum = pd.DataFrame(signum_rows)
+    scaled = signum.groupby("env")["iqm_final_return"].transform(lambda v: (v - v.min()) / max(v.max() - v.min(), 1e-8))
+    step_lr = float(signum.assign(scaled=scaled).groupby("lr")["scaled"].mean().idxmax())
+    print(f"the learned optimizer's step scale: {step_lr:g}")
+    pd.DataFrame(adam_rows + signum_rows).to_csv(args.out / "tuning.csv", index=False)
+    timings["tuning"] = time.perf_counter() - start
+
     if not args.skip_meta:
         start = time.perf_counter()
-        result = meta_train("ppo", "CartPole-v1", args.out / "meta", field="optimizer_params", generations=args.generations,
+        result = meta_train("ppo", ",".join(ENVS), args.out / "meta", field="optimizer_params", generations=args.generations,
                             population=args.population, sigma=args.sigma, seeds=args.meta_seeds, inner_steps=args.inner_steps,
-                            overrides={"optimizer": "learned_mlp"}, fitness="greedy", overwrite=True, checkpoint_every=10)
+                            overrides={"optimizer": NAME, "lr": step_lr}, normalise=True, overwrite=True,
+                            checkpoint_every=0, noise_every=4, noise_repeats=4)
         timings["meta-training"] = time.perf_counter() - start
-        print(f"meta-trained: {timings['meta-training']:.0f} s, last mean fitness {result.rows['fitness_mean'][-1]:.1f}")
+        print(f"meta-trained: {timings['meta-training']:.0f} s, last mean fitness {result.rows['fitness_mean'][-1]:.3f}")
     learned, name = load_optimizer(args.out / "meta")
-
-    # Adam's learning rate, tuned per environment on seeds apart from the test seeds.
-    start = time.perf_counter()
-    tuning, best_lr = [], {}
-    for env in ENVS:
-        for lr in ADAM_LRS:
-            result = jaxrl.train("ppo", env, num_seeds=args.tuning_seeds, seed=TUNING_SEED,
-                                 overrides={"total_steps": args.inner_steps, "lr": lr})
-            tuning.append({"env": env, "lr": lr, "iqm_final_return": float(stats.iqm(result.final_returns))})
-        frame = pd.DataFrame([t for t in tuning if t["env"] == env])
-        best_lr[env] = float(frame.loc[frame["iqm_final_return"].idxmax(), "lr"])
-        print(env, "Adam's best lr", best_lr[env])
-    pd.DataFrame(tuning).to_csv(args.out / "tuning.csv", index=False)
-    timings["Adam tuning"] = time.perf_counter() - start
 
     start = time.perf_counter()
     rows = []
     for env in ENVS:
         candidates = {
-            f"adam (lr {best_lr[env]:g}, tuned)": {"lr": best_lr[env]},
-            "learned_mlp (meta-trained)": {"optimizer": name, "optimizer_params": learned},
-            "learned_mlp (initial weights)": {"optimizer": name},
-            "signum (hand-set learned_mlp)": {"optimizer": name, "optimizer_params": lo.signum_weights(name)},
+            f"adam (lr {adam_lr[env]:g}, tuned)": {"lr": adam_lr[env]},
+            f"{name} (meta-trained, lr {step_lr:g})": {"optimizer": name, "optimizer_params": learned, "lr": step_lr},
+            f"{name} (initial weights, lr {step_lr:g})": {"optimizer": name, "lr": step_lr},
+            f"signum (hand-set {name}, lr {step_lr:g})": {"optimizer": name, "optimizer_params": lo.signum_weights(name), "lr": step_lr},
         }
         for label, overrides in candidates.items():
             result = jaxrl.train("ppo", env, num_seeds=args.test_seeds, seed=HELD_OUT_SEED,
@@ -106,8 +126,10 @@ def main() -> None:
 
 
 def steady_update(weights, name: str, gradients: jax.Array, fraction: float) -> np.ndarray:
-    """update / lr for each gradient g after 50 steps of the same gradient (every momentum = g),
-    for a parameter of 0.1 in the first layer of an active neuron, at training progress n/N."""
+    """update / lr for each gradient g after 50 steps of the same gradient (every momentum near g),
+    for parameters of 0.1 in the first layer of an active neuron, at training progress n/N. The
+    gradients make one tensor (the magnitude inputs are normalised over it, and the mean update
+    over it subtracted: the gradients are symmetric about 0, so that mean is 0 by equivariance)."""
     tx = optimizer(name, lr=jnp.float32(1.0), progress=Progress(jnp.int32(round(fraction * 1000)), 1000), params=weights)
     params = {"w": jnp.full(gradients.shape, 0.1)}
     state = tx.init(params)

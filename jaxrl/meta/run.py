@@ -333,6 +333,14 @@ def load_optimizer(meta_dir: str | Path) -> tuple[Any, str]:
     """The learned optimizer of a meta-training directory (``jaxrl meta-train optimizer``): its
     weights and its name (``learned_mlp``...), checked against that optimizer's network
     (``ConfigError`` for weights shaped for another)."""
+    settings = learned_optimizer_settings(meta_dir)
+    return settings["optimizer_params"], settings["optimizer"]
+
+
+def learned_optimizer_settings(meta_dir: str | Path) -> dict[str, Any]:
+    """What ``--optimizer learned:META_DIR`` sets: the optimizer's name, its weights, and ``lr``,
+    the step scale its inner runs used (a learned optimizer's updates are -lr times the network's
+    output, so its weights were evolved for that scale)."""
     from jaxrl.components.optim import check_optimizer
 
     weights, spec = _load_learned(meta_dir, "optimizer_params", "--optimizer learned:")
@@ -341,4 +349,4 @@ def load_optimizer(meta_dir: str | Path) -> tuple[Any, str]:
         check_optimizer(name, weights, context=True)
     except ConfigError as error:
         raise ConfigError(f"--optimizer learned:{meta_dir}: {error}") from None
-    return weights, name
+    return {"optimizer": name, "optimizer_params": weights, "lr": float(spec["hparams"]["lr"])}
