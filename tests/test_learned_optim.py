@@ -166,7 +166,8 @@ def test_ppo_learns_cartpole_with_the_learned_optimizer():
 def meta_optimizer(tmp_path_factory):
     out = tmp_path_factory.mktemp("lopt") / "m"
     result = meta_train("ppo", "CartPole-v1", out, field="optimizer_params", generations=2, population=4,
-                        inner_steps=1024, overrides={**INNER, "optimizer": "learned_mlp", "lr": 1e-3}, progress=False)
+                        inner_steps=1024, overrides={**INNER, "optimizer": "learned_mlp", "lr": 1e-3}, progress=False,
+                        noise_every=0)
     return out, result
 
 
