@@ -15,7 +15,8 @@ from jaxrl.driver.run import load_run
 
 CARTPOLE = {"length": "uniform:0.2:1.5"}
 SMALL = {"num_envs": 8, "num_steps": 32, "buffer_size": 16, "memory_size": 8, "hidden_sizes": "16",
-         "min_fill": 0.5, "replay_prob": 0.5, "sfl_levels": 16, "sfl_buffer": 4, "sfl_refresh": 2}
+         "min_fill": 0.5, "replay_prob": 0.5, "sfl_levels": 16, "sfl_batch": 8, "sfl_rollout": 32, "sfl_buffer": 4,
+         "sfl_refresh": 2}
 
 
 def _same(a, b):
@@ -35,11 +36,12 @@ def test_schedule_fills_the_buffer_first_and_accel_mutates_after_every_replay():
 
 @pytest.mark.parametrize("curriculum", ["dr", "plr", "robust-plr", "sfl"])
 def test_curricula_run_vmapped_and_resume_exactly(tmp_path, curriculum):
-    overrides = {**SMALL, "total_steps": 8 * 32 * 8}
-    steps = 8 * 32 * (2 if curriculum == "sfl" else 1)  # SFL's scoring steps are counted per update
+    # 8 updates; SFL's also score 16 levels x 32 steps at updates 0, 2, 4 and 6 (on average 512 a step)
+    overrides = {**SMALL, "total_steps": 8 * 32 * 8 * (2 if curriculum == "sfl" else 1)}
+    steps = 8 * 32 * (2 if curriculum == "sfl" else 1)
     full = jaxrl.train_run(curriculum, "CartPole-v1", tmp_path / "run", overrides=overrides, env_overrides=CARTPOLE,
                            num_seeds=2, checkpoint_every=4 * steps, log_every=1)
-    assert full.train.steps_per_update == steps and full.metrics["episode_return"].shape == (2, 8 * 8 * 32 // steps)
+    assert full.train.steps_per_update == steps and full.metrics["episode_return"].shape == (2, 8)
     middle = load_run(tmp_path / "run", step=4 * steps)
     resumed = jaxrl.train(curriculum, "CartPole-v1", num_seeds=2, overrides=overrides, env_overrides=CARTPOLE,
                           state=middle.state, start_window=middle.metadata["windows_done"], log_every=1)

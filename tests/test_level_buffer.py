@@ -1,5 +1,5 @@
-"""The PLR level buffer against hand-computed values: rank and top-k prioritisation with the
-temperature as a power, staleness, their mixture, guarded ranks (empty slots never sampled),
+"""The PLR level buffer against hand-computed values: rank prioritisation with the
+temperature as a power, top-k as a softmax within the k best, staleness, their mixture, guarded ranks (empty slots never sampled),
 insertion into empty slots, replacement of the lowest score only by a higher one, the
 duplicate check, and sampling frequencies."""
 
@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrl.curricula import buffer as lb
-from jaxrl.curricula.scores import learnability, level_scores
+from jaxrl.curricula.scores import level_scores
 
 
 def _buffer(scores, filled, last_seen=None):
@@ -30,9 +30,23 @@ def test_rank_prioritisation_with_temperature():
     np.testing.assert_allclose(p, np.array([36, 4, 9, 0]) / 49, rtol=1e-6)
 
 
-def test_topk_prioritisation():
-    b = _buffer([3.0, 1.0, 2.0, 9.0], [True, True, True, False])
-    np.testing.assert_allclose(lb.score_weights(b.scores, b.filled, 0.3, "topk", 2), [0.5, 0, 0.5, 0], rtol=1e-6)
+def test_topk_prioritisation_is_a_softmax_of_scores_within_the_top_k():
+    b = _buffer([3.0, 1.0, 2.0, 9.0, 2.5], [True, True, True, False, True])  # slot 3 empty
+    e3, e2, e25 = np.exp(3.0), np.exp(2.0), np.exp(2.5)
+    p = lb.score_weights(b.scores, b.filled, 0.3, "topk", 2)  # the top 2 filled: 3.0 and 2.5
+    np.testing.assert_allclose(p, [e3 / (e3 + e25), 0, 0, 0, e25 / (e3 + e25)], rtol=1e-6)
+    p = lb.score_weights(b.scores, b.filled, 0.3, "topk", 3)  # the temperature is rank's only
+    np.testing.assert_allclose(p, np.array([e3, 0, e2, 0, e25]) / (e3 + e2 + e25), rtol=1e-6)
+    p = lb.score_weights(b.scores, b.filled, 1.0, "topk", 10)  # k above the filled count: all filled
+    np.testing.assert_allclose(p, np.array([e3, np.exp(1.0), e2, 0, e25]) / (e3 + np.exp(1.0) + e2 + e25), rtol=1e-6)
+
+
+def test_a_level_replayed_in_several_envs_gets_the_mean_of_their_scores():
+    b = _buffer([3.0, 1.0, 2.0], [True, True, True], last_seen=[1, 1, 1])
+    b = lb.update_seen(b, jnp.array([2, 0, 2, 2]), jnp.array([0.3, 0.7, 0.6, 0.0]), jnp.array([0.1, 0.5, 0.9, 0.2]), jnp.int32(5))
+    np.testing.assert_allclose(b.scores, [0.7, 1.0, 0.3], rtol=1e-6)
+    np.testing.assert_array_equal(b.last_seen, [5, 1, 5])
+    np.testing.assert_allclose(b.max_returns, [0.5, 0.0, 0.9])
 
 
 def test_staleness_and_the_mixture():
@@ -94,9 +108,6 @@ def test_level_scores_by_hand():
     np.testing.assert_allclose(level_scores("l1", per_env, jnp.zeros(2)), [1.0, 3.0])
     # MaxMC: best return 0.8 on env 0 (seen here), 0.6 known from before on env 1
     np.testing.assert_allclose(level_scores("maxmc", per_env, jnp.array([0.0, 0.6])), [0.8 - 0.3, 0.6 - 0.3], rtol=1e-6)
-    np.testing.assert_allclose(learnability(per_env), [0.0, 0.0])  # p = 1 and p = 0 (no episode ended)
-    two = {**per_env, "done": jnp.array([[True, False], [True, False]]), "terminated": jnp.array([[True, False], [True, False]])}
-    np.testing.assert_allclose(learnability(two), [0.25, 0.0])  # one of two episodes solved: p = 0.5
 
 
 def test_paired_regret_by_hand():

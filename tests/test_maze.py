@@ -123,19 +123,40 @@ def test_read_levels_names_file_and_index(tmp_path):
 
 
 # ------------------------------------------------------------------ generator
-def test_generator_respects_n_walls():
+def test_generator_places_exactly_n_walls_when_asked():
     keys = jax.random.split(jax.random.key(1), 16)
-    sample = jax.jit(jax.vmap(maze.random_level, in_axes=(0, None)))
+    sample = jax.jit(jax.vmap(lambda k, n: maze.random_level(k, n, exact=True), in_axes=(0, None)))
     for n_walls in (0, 10, 50):
         levels = sample(keys, n_walls)
         assert np.all(np.asarray(levels.wall_map).sum(axis=(1, 2)) == n_walls)
         assert np.all(np.asarray(jax.vmap(is_valid_level)(levels)))
     env = Maze()
     counts = jnp.array([0, 10, 50, 167])
-    params = MazeParams(max_steps_in_episode=jnp.full(4, 250), n_walls=counts)  # traced n_walls
+    params = MazeParams(max_steps_in_episode=jnp.full(4, 250), n_walls=counts, exact_walls=jnp.ones(4, jnp.int32))  # traced
     levels = jax.jit(jax.vmap(env.sample_level))(jax.random.split(jax.random.key(2), 4), params)
     np.testing.assert_array_equal(np.asarray(levels.wall_map).sum(axis=(1, 2)), counts)
     assert np.all(np.asarray(jax.vmap(is_valid_level)(levels)))
+
+
+def test_default_generator_draws_wall_cells_with_replacement_as_jaxued():
+    """n_walls is an upper bound: n cells drawn uniformly with replacement, so the number of
+    distinct walls has mean C (1 - (1 - 1/C)^n) and variance from the occupancy distribution
+    (C cells); agent and goal on two distinct free cells."""
+    env, params = envs.make("maze", n_walls=60)
+    levels = jax.jit(jax.vmap(env.sample_level, in_axes=(0, None)))(jax.random.split(jax.random.key(3), 4000), params)
+    walls = np.asarray(levels.wall_map).sum(axis=(1, 2))
+    cells, n = 169, 60
+    mean = cells * (1 - (1 - 1 / cells) ** n)
+    variance = cells * (cells - 1) * (1 - 2 / cells) ** n + cells * (1 - 1 / cells) ** n - (cells * (1 - 1 / cells) ** n) ** 2
+    assert abs(walls.mean() - mean) < 4 * np.sqrt(variance / walls.size), (walls.mean(), mean)
+    assert abs(walls.var() - variance) < 0.15 * variance, (walls.var(), variance)
+    assert walls.max() <= n and walls.min() < n
+    assert np.all(np.asarray(jax.vmap(is_valid_level)(levels)))
+    # the exact regime on the same parameters: always n
+    exact = jax.jit(jax.vmap(env.sample_level, in_axes=(0, None)))(jax.random.split(jax.random.key(3), 64), params.replace(exact_walls=1))
+    assert np.all(np.asarray(exact.wall_map).sum(axis=(1, 2)) == n)
+    with pytest.raises(ValueError, match="exact_walls must be 0"):
+        envs.make("maze", exact_walls=2)
 
 
 # ------------------------------------------------------------------ dynamics
@@ -356,3 +377,18 @@ def test_registry():
     with pytest.raises(envs.InvalidEnvSetting, match="must be an integer"):
         envs.make("maze", n_walls=2.5)
     assert "maze" in envs.list_envs()
+
+
+def test_traced_shortest_path_agrees_with_the_host_solver():
+    from envs.maze import holdout_levels
+    from envs.maze.solver import level_stats, shortest_path_traced
+
+    env, params = envs.make("maze", n_walls=60)
+    levels = jax.vmap(env.sample_level, in_axes=(0, None))(jax.random.split(jax.random.key(9), 200), params)
+    levels = maze.stack_levels(maze.unstack_levels(levels) + list(holdout_levels().values()))
+    traced = np.asarray(jax.jit(jax.vmap(shortest_path_traced))(levels))
+    np.testing.assert_array_equal(traced, maze.shortest_path_lengths(levels))
+    assert (traced == -1).any() and (traced > 20).any()  # both kinds, and long holdout paths
+    stats = jax.jit(jax.vmap(level_stats))(levels)
+    np.testing.assert_array_equal(stats["solvable"], traced > 0)
+    np.testing.assert_array_equal(stats["walls"], np.asarray(levels.wall_map).sum(axis=(1, 2)))

@@ -117,11 +117,11 @@ def test_random_levels_evaluated_during_training_match_an_evaluation_after_it():
     from jaxrl.curricula.evaluation import EVAL_LEVELS_SEED, cvar, play_levels
 
     overrides = {**TINY_OVERRIDES, "total_steps": 4 * 32 * 5, "eval_every": 2, "eval_random": 16}
-    result = jaxrl.train("dr", "maze", num_seeds=2, overrides=overrides, env_overrides={"n_walls": "40"}, log_every=1)
+    result = jaxrl.train("dr", "maze", num_seeds=2, overrides=overrides, env_overrides={"n_walls": "60"}, log_every=1)
     rate = result.metrics["random_solve_rate"]
     assert np.isfinite(rate[:, ::2]).all() and np.isnan(rate[:, 1::2]).all()
     assert np.isfinite(result.metrics["holdout_solve_rate"][:, ::2]).all()
-    env, params = envs.make("maze", n_walls=40)
+    env, params = envs.make("maze", n_walls=60)
     drawn = jax.vmap(env.sample_level, in_axes=(0, None))(jax.random.split(jax.random.key(EVAL_LEVELS_SEED), 16), params)
     kept = [level for level in unstack_levels(drawn) if solvable(level)]
     assert 0 < len(kept) < 16
@@ -136,3 +136,61 @@ def test_paired_evaluates_its_protagonist_during_training():
     result = jaxrl.train("paired", "maze", overrides=overrides, log_every=1)
     rate = result.metrics["holdout_solve_rate"]
     assert rate.shape == (1, 2) and np.isfinite(rate).all() and ((rate >= 0) & (rate <= 1)).all()
+
+
+@pytest.mark.parametrize("curriculum", ["dr", "plr", "sfl", "paired"])
+def test_level_diagnostics_are_logged_for_the_levels_played_and_kept(tmp_path, curriculum):
+    """On a one-level training file every level played and kept is that level: the diagnostics
+    must be its solver's figures (PAIRED's teacher builds its own levels: checked against the
+    teacher's walls bound instead)."""
+    import pandas as pd
+
+    from envs.maze import shortest_path_length
+
+    text = holdout_texts()["Labyrinth"]
+    path = tmp_path / "one.txt"
+    path.write_text(text + "\n")
+    level = levels_from_text(text)
+    walls, shortest = int(np.asarray(level.wall_map).sum()), shortest_path_length(jax.tree.map(lambda x: x[0], level))
+    out = tmp_path / curriculum
+    sfl = ["--set", "sfl_levels=8", "--set", "sfl_batch=4", "--set", "sfl_rollout=16", "--set", "sfl_buffer=2", "--set", "sfl_refresh=2"]
+    levels = [] if curriculum == "paired" else ["--levels", str(path)]
+    assert main(["ued", curriculum, "--env", "maze", *levels, "--total-steps", str(4 * 32 * 4 + (256 if curriculum == "sfl" else 0)),
+                 "--eval-levels", "0", "--log-every", "1", "--quiet", "--out", str(out), "--set", "paired_walls=10", *TINY, *sfl]) == 0
+    metrics = pd.read_csv(out / "metrics.csv")
+    if curriculum == "paired":
+        assert ((metrics["train_walls"] >= 0) & (metrics["train_walls"] <= 10)).all()
+        assert ((metrics["train_solvable"] >= 0) & (metrics["train_solvable"] <= 1)).all()
+        assert "buffer_walls" not in metrics
+        return
+    np.testing.assert_allclose(metrics["train_walls"], walls)
+    np.testing.assert_allclose(metrics["train_solvable"], 1.0)
+    np.testing.assert_allclose(metrics["train_shortest_path"], shortest)
+    if curriculum == "dr":
+        assert "buffer_walls" not in metrics
+    else:
+        np.testing.assert_allclose(metrics["buffer_walls"], walls)
+        np.testing.assert_allclose(metrics["buffer_solvable"], 1.0)
+        np.testing.assert_allclose(metrics["buffer_shortest_path"], shortest)
+
+
+def test_sampled_attempts_solve_a_level_where_the_greedy_policy_loops():
+    """A policy whose most likely action is always 'turn left' spins in place forever when
+    greedy; sampling, it walks the three-cell corridor to the goal within 250 steps."""
+    from envs.maze import from_text
+    from jaxrl.curricula.evaluation import level_report
+
+    rows = ["#" * 13] * 13
+    rows[6] = "#" * 5 + ">.G" + "#" * 5
+    level = jax.tree.map(lambda x: x[None], from_text("\n".join(rows)))
+    train = jaxrl.make_train("dr", "maze", overrides={**TINY_OVERRIDES, "total_steps": 4 * 32})
+    state = jax.vmap(train.init, in_axes=(0, None))(jax.random.split(jax.random.key(0), 2), train.default_hparams)
+    params = train.policy_params(state)
+    head = params["actor"]["params"]["Dense_0"]  # the actor's last layer: logits of left, right, forward
+    assert head["kernel"].shape[-1] == 3
+    actor = {**params["actor"]["params"], "Dense_0": {"kernel": jnp.zeros_like(head["kernel"]),
+                                                      "bias": jnp.broadcast_to(jnp.array([0.6, 0.0, 0.3]), (2, 3))}}
+    biased = {**params, "actor": {"params": actor}}
+    report = level_report(train, biased, levels=level, seed=0)["levels_file"]
+    assert report["solve_rate"] == 0.0  # greedy: turns left for ever
+    assert report["sampled"]["solve_rate"] >= 0.9, report["sampled"]  # 10 attempts a seed

@@ -104,11 +104,17 @@ def _parse_override(field: str, value: Any, default: Any) -> Any:
 
 def make_maze(**overrides: Any) -> tuple[Maze, MazeParams]:
     """The registry's factory: ``(Maze(), MazeParams)`` with ``overrides`` of the params' fields
-    (``max_steps_in_episode``, ``n_walls``), each checked by ``envs.registry.replace_params``."""
+    (``max_steps_in_episode``, ``n_walls``, ``exact_walls``), each checked by ``envs.registry.replace_params``."""
     env = Maze()
     defaults = env.default_params
     parsed = {k: _parse_override(k, v, getattr(defaults, k, None)) for k, v in overrides.items()}
-    return env, replace_params("maze", defaults, parsed)
+    params = replace_params("maze", defaults, parsed)
+    if params.exact_walls not in (0, 1):
+        from envs.registry import InvalidEnvSetting
+
+        raise InvalidEnvSetting(f"maze exact_walls must be 0 (n_walls an upper bound, JaxUED's) or 1 (exactly n_walls), "
+                                f"got {params.exact_walls!r}")
+    return env, params
 
 
 register("maze", make_maze)

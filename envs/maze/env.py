@@ -37,11 +37,14 @@ class MazeParams:
     """Parameters of the maze: traced values, so they may differ per environment copy.
 
     ``max_steps_in_episode`` is ``T`` in the reward ``1 - 0.9 t / T``; ``n_walls`` is the wall
-    count of the random generator (``sample_level``) and of the auto-reset's new levels.
+    count of the random generator (``sample_level``) and of the auto-reset's new levels: an
+    upper bound (cells drawn with replacement, JaxUED's regime) unless ``exact_walls`` is 1, then
+    exactly that many distinct walls (``generator.random_level``).
     """
 
     max_steps_in_episode: int = 250
     n_walls: int = 25
+    exact_walls: int = 0
 
 
 @struct.dataclass
@@ -99,9 +102,10 @@ class Maze(Environment):
 
     # ---------------------------------------------------------------- levels
     def sample_level(self, key: jax.Array, params: MazeParams | None = None) -> Level:
-        """A random level with ``params.n_walls`` walls (``generator.random_level``)."""
+        """A random level with up to ``params.n_walls`` walls, exactly that many when
+        ``params.exact_walls`` is 1 (``generator.random_level``)."""
         params = self.default_params if params is None else params
-        return generator.random_level(key, params.n_walls, self.height, self.width)
+        return generator.random_level(key, params.n_walls, self.height, self.width, params.exact_walls > 0)
 
     def empty_level(self, key: jax.Array, params: MazeParams | None = None) -> Level:
         """A wall-free level with random goal and agent (ACCEL from empty mazes)."""
@@ -199,6 +203,12 @@ class Maze(Environment):
         from envs.maze.solver import goal_reachable
 
         return goal_reachable(level)
+
+    def level_stats(self, level: Level) -> dict[str, jax.Array]:
+        """Traceable diagnostics of a level (``solver.level_stats``): solvable, shortest path, walls."""
+        from envs.maze.solver import level_stats
+
+        return level_stats(level)
 
     def holdout_levels(self) -> dict[str, Level]:
         """The named holdout mazes (13x13 only)."""

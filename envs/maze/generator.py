@@ -2,10 +2,9 @@
 host-side perfect mazes.
 
 ``random_level`` is the domain-randomisation generator of Dennis et al. (2020) as used by Jiang
-et al. (2021): ``n_walls`` walls on distinct random cells, then goal and agent on two more
-distinct cells, a uniform direction. It draws one random permutation of the H*W cells and reads
-walls, goal and agent off the ranks, so ``n_walls`` may be a traced value (a per-environment
-parameter under vmap) while every shape stays static.
+et al. (2021) and JaxUED: up to ``n_walls`` walls (cells drawn with replacement; exactly n distinct
+ones as an option), then agent and goal on two distinct free cells, a uniform direction. Every
+shape is static, so ``n_walls`` may be a traced value (a per-environment parameter under vmap).
 """
 
 from __future__ import annotations
@@ -21,23 +20,38 @@ def _cell_pos(cell: jax.Array, width: int) -> jax.Array:
     return jnp.stack([cell // width, cell % width]).astype(jnp.int32)
 
 
-def random_level(key: jax.Array, n_walls: jax.Array | int, height: int = DEFAULT_SIZE, width: int = DEFAULT_SIZE) -> Level:
-    """A random level with exactly ``n_walls`` walls (clipped to 0..H*W-2 so that goal and agent
-    always fit), goal and agent on two other distinct cells and a uniform direction.
+def random_level(key: jax.Array, n_walls: jax.Array | int, height: int = DEFAULT_SIZE, width: int = DEFAULT_SIZE,
+                 exact: jax.Array | bool = False) -> Level:
+    """A random level: walls, then agent and goal on two distinct free cells, a uniform direction.
 
-    Cells are ranked by a random permutation: walls are the cells of rank < n_walls, the goal the
-    cell of rank n_walls and the agent that of rank n_walls+1. The level may be unsolvable, as
-    in Dennis et al. (2020); curricula such as PLR learn to skip those.
+    Two regimes for the walls (``exact`` may be traced, like ``n_walls``; n is clipped to
+    0..H*W-2 so that agent and goal always fit):
+
+    * ``exact=False`` (the default), JaxUED's generator (its ``make_level_generator``): n cells
+      drawn uniformly *with replacement*, so ``n_walls`` is an upper bound. On the 13x13 maze
+      60 draws give 169 (1 - (168/169)^60), about 50.6, distinct walls on average;
+    * ``exact=True``: exactly n walls on distinct cells (one random permutation of the cells,
+      walls the first n), the generator of the kit's first edition.
+
+    The agent is then placed uniformly on a free cell and the goal uniformly on a free cell other
+    than the agent's, as JaxUED does. The level may be unsolvable, as in Dennis et al. (2020);
+    curricula such as PLR learn to skip those.
     """
     cells = height * width
-    perm_key, dir_key = jax.random.split(key)
-    order = jax.random.permutation(perm_key, cells)  # order[rank] = cell
+    wall_key, order_key, agent_key, goal_key, dir_key = jax.random.split(key, 5)
     n = jnp.clip(jnp.asarray(n_walls, jnp.int32), 0, cells - 2)
-    wall_flat = jnp.zeros(cells, bool).at[order].set(jnp.arange(cells) < n)
+    drawn = jax.random.randint(wall_key, (cells,), 0, cells)  # with replacement; the first n count
+    with_replacement = jnp.zeros(cells, bool).at[drawn].max(jnp.arange(cells) < n)
+    order = jax.random.permutation(order_key, cells)  # order[rank] = cell
+    distinct = jnp.zeros(cells, bool).at[order].set(jnp.arange(cells) < n)
+    walls = jnp.where(jnp.asarray(exact, bool), distinct, with_replacement)
+    agent = jax.random.choice(agent_key, cells, p=(~walls).astype(jnp.float32))
+    goal_free = (~walls).at[agent].set(False)
+    goal = jax.random.choice(goal_key, cells, p=goal_free.astype(jnp.float32))
     return Level(
-        wall_map=wall_flat.reshape(height, width),
-        goal_pos=_cell_pos(order[n], width),
-        agent_pos=_cell_pos(order[n + 1], width),
+        wall_map=walls.reshape(height, width),
+        goal_pos=_cell_pos(goal, width),
+        agent_pos=_cell_pos(agent, width),
         agent_dir=jax.random.randint(dir_key, (), 0, 4, dtype=jnp.int32),
     )
 
@@ -48,7 +62,7 @@ def empty_level(key: jax.Array, params=None, height: int = DEFAULT_SIZE, width: 
     structure comes from mutations. ``params`` is accepted (and ignored) so that it has the
     signature of ``sample_level``."""
     del params
-    return random_level(key, 0, height, width)
+    return random_level(key, 0, height, width, exact=True)
 
 
 def perfect_maze(seed: int, height: int = DEFAULT_SIZE, width: int = DEFAULT_SIZE) -> Level:

@@ -108,4 +108,44 @@ def goal_reachable(level: Level):
     return reached[level.goal_pos[0], level.goal_pos[1]] & ~at_start
 
 
-__all__ = ["shortest_path_length", "shortest_path_lengths", "solvable", "goal_reachable", "reachable_cells"]
+def shortest_path_traced(level: Level):
+    """``shortest_path_length`` inside a compiled program (jax int32 scalar, -1 when the goal is
+    unreachable; vmap it for a batch): breadth-first search over poses as synchronous relaxation,
+    distances [4, H, W] lowered by one turn or one forward move per iteration until they stop
+    changing (at most the longest shortest path's number of iterations). tests/test_maze.py
+    checks it against the host solver on random levels."""
+    import jax
+    import jax.numpy as jnp
+
+    free = ~level.wall_map
+    height, width = free.shape
+    far = jnp.int32(4 * height * width + 1)
+    start = jnp.full((4, height, width), far).at[level.agent_dir % 4, level.agent_pos[0], level.agent_pos[1]].set(0)
+
+    def shifted(grid, drow, dcol):
+        """grid moved by (drow, dcol): out[r, c] = grid[r - drow, c - dcol], far outside."""
+        padded = jnp.pad(grid, 1, constant_values=far)
+        return padded[1 - drow:1 - drow + height, 1 - dcol:1 - dcol + width]
+
+    def relax(carry):
+        dist, _ = carry
+        turned = jnp.minimum(jnp.roll(dist, 1, axis=0), jnp.roll(dist, -1, axis=0)) + 1
+        moved = jnp.stack([jnp.where(free, shifted(dist[d], int(dr), int(dc)) + 1, far)
+                           for d, (dr, dc) in enumerate(DIRECTION_VECTORS)])
+        new = jnp.minimum(dist, jnp.minimum(turned, moved))
+        return new, (new != dist).any()
+
+    dist, _ = jax.lax.while_loop(lambda carry: carry[1], relax, (start, jnp.bool_(True)))
+    best = dist[:, level.goal_pos[0], level.goal_pos[1]].min()
+    return jnp.where(best >= far, -1, best).astype(jnp.int32)
+
+
+def level_stats(level: Level) -> dict:
+    """The level diagnostics a UED researcher looks at, traceable (vmap for a batch): whether the
+    goal is reachable, the shortest path in actions (-1 if not) and the number of walls."""
+    path = shortest_path_traced(level)
+    return {"solvable": path > 0, "shortest_path": path, "walls": level.wall_map.sum()}
+
+
+__all__ = ["shortest_path_length", "shortest_path_lengths", "solvable", "goal_reachable", "reachable_cells",
+           "shortest_path_traced", "level_stats"]

@@ -91,6 +91,17 @@ class Agent:
     # A recurrent agent's: initial_memory(batch) -> its policy's memory for ``batch`` observations;
     # its act is then act(policy_params, obs, key, deterministic, memory) -> (action, memory).
     initial_memory: Callable[[int], Any] | None = None
+    # An agent whose updates differ in cost (SFL scores levels every few updates): steps_after(n)
+    # -> the environment steps of its first n updates (numpy ints); then ``steps_per_update`` is
+    # only the average. None: n * steps_per_update.
+    steps_after: Callable[[Any], Any] | None = None
+
+    def env_steps(self, updates: Any) -> np.ndarray:
+        """The environment steps (per run) consumed by the first ``updates`` updates, exactly."""
+        updates = np.asarray(updates, np.int64)
+        if self.steps_after is None:
+            return updates * self.steps_per_update
+        return np.asarray(self.steps_after(updates), np.int64)
 
 
 def compose(collect: Callable, learn: Callable) -> Callable:

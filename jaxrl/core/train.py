@@ -225,11 +225,11 @@ class Train:
     log_every = property(lambda self: self.program.log_every)
     final_fraction = property(lambda self: self.program.final_fraction)
     steps_per_update = property(lambda self: self.agent.steps_per_update)
-    total_env_steps = property(lambda self: self.program.num_updates * self.agent.steps_per_update)
+    total_env_steps = property(lambda self: int(self.agent.env_steps(self.program.num_updates)))
 
     def log_steps(self) -> np.ndarray:
         """Env steps (per run) at the end of each logged window."""
-        return self._window_ends().astype(np.int64) * self.steps_per_update
+        return self.agent.env_steps(self._window_ends())
 
     def window_updates(self) -> np.ndarray:
         """The number of updates in each logged window (the last may be partial)."""

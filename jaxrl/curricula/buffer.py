@@ -7,8 +7,9 @@ and which slots are filled. Replay samples a level with probability
 
     P(l_i) = (1 - rho) P_S(l_i) + rho P_C(l_i)
 
-where P_S comes from the scores (rank: h_i = 1 / rank_i; top-k: h_i = 1 for the k best, else 0;
-then h_i^(1/beta) normalised, beta the temperature) and P_C from staleness,
+where P_S comes from the scores (rank: h_i = 1 / rank_i, then h_i^(1/beta) normalised, beta the
+temperature; top-k, as JaxUED's level sampler: a softmax of the scores over the k best levels, 0
+for the others, the temperature unused) and P_C from staleness,
 (c - C_i) / sum_j (c - C_j), c the current update and C_i the update level i was last seen.
 Ranks are guarded: only filled slots are ranked and only they have probability; when every
 filled level was seen this very update (all staleness 0), P_C is uniform over them.
@@ -33,6 +34,7 @@ class LevelBuffer:
     last_seen: jax.Array  # [capacity] int32: update index of the last sample or score
     max_returns: jax.Array  # [capacity] float32: the best episode return seen on the level
     filled: jax.Array  # [capacity] bool
+    stats: Any = None  # the environment's diagnostics of each level (a dict of [capacity] arrays), or None
 
     @property
     def capacity(self) -> int:
@@ -43,31 +45,35 @@ class LevelBuffer:
         return self.filled.sum()
 
 
-def empty_buffer(example_level: Any, capacity: int) -> LevelBuffer:
-    """A buffer of ``capacity`` empty slots for levels shaped like ``example_level``."""
-    levels = jax.tree.map(lambda x: jnp.zeros((capacity, *jnp.shape(x)), jnp.asarray(x).dtype), example_level)
+def empty_buffer(example_level: Any, capacity: int, example_stats: Any = None) -> LevelBuffer:
+    """A buffer of ``capacity`` empty slots for levels shaped like ``example_level`` (and their
+    diagnostics shaped like ``example_stats``, if given)."""
+    def slots(example):
+        return jax.tree.map(lambda x: jnp.zeros((capacity, *jnp.shape(x)), jnp.asarray(x).dtype), example)
+
     return LevelBuffer(
-        levels=levels,
+        levels=slots(example_level),
         scores=jnp.zeros(capacity, jnp.float32),
         last_seen=jnp.zeros(capacity, jnp.int32),
         max_returns=jnp.zeros(capacity, jnp.float32),
         filled=jnp.zeros(capacity, bool),
+        stats=None if example_stats is None else slots(example_stats),
     )
 
 
 def score_weights(scores: jax.Array, filled: jax.Array, temperature: jax.Array, prioritization: str, top_k: int) -> jax.Array:
-    """P_S over the slots (zero on empty ones): rank or top-k prioritisation, temperature as a
-    power 1 / beta."""
+    """P_S over the slots (zero on empty ones): rank prioritisation with the temperature as a
+    power 1 / beta, or top-k (a softmax of the scores within the ``top_k`` best filled slots)."""
     masked = jnp.where(filled, scores, -jnp.inf)
     order = jnp.argsort(-masked, stable=True)  # best first; empty slots last
     ranks = jnp.zeros_like(order).at[order].set(jnp.arange(1, scores.shape[0] + 1))
     if prioritization == "rank":
-        h = 1.0 / ranks.astype(jnp.float32)
+        h = jnp.where(filled, 1.0 / ranks.astype(jnp.float32), 0.0) ** (1.0 / temperature)
     elif prioritization == "topk":
-        h = (ranks <= top_k).astype(jnp.float32)
+        top = filled & (ranks <= top_k)
+        h = jnp.where(top, jnp.exp(scores - jnp.max(jnp.where(top, scores, -jnp.inf))), 0.0)
     else:
         raise ValueError(f"unknown prioritization {prioritization!r}; choose rank or topk")
-    h = jnp.where(filled, h, 0.0) ** (1.0 / temperature)
     return h / jnp.maximum(h.sum(), 1e-30)
 
 
@@ -94,10 +100,16 @@ def sample(key: jax.Array, buffer: LevelBuffer, count: int, probabilities: jax.A
 
 
 def update_seen(buffer: LevelBuffer, indices: jax.Array, scores: jax.Array, max_returns: jax.Array, now: jax.Array) -> LevelBuffer:
-    """New scores for replayed levels, seen at update ``now``; best returns kept."""
+    """New scores for replayed levels, seen at update ``now``; best returns kept. A level replayed
+    in several environments of one update gets the mean of their scores (a defined result, where
+    a scatter of duplicates would keep an arbitrary one; JaxUED's sequential writes keep the last)."""
+    capacity = buffer.capacity
+    total = jnp.zeros(capacity, jnp.float32).at[indices].add(scores)
+    count = jnp.zeros(capacity, jnp.float32).at[indices].add(1.0)
+    replayed = count > 0
     return buffer.replace(
-        scores=buffer.scores.at[indices].set(scores),
-        last_seen=buffer.last_seen.at[indices].set(now),
+        scores=jnp.where(replayed, total / jnp.maximum(count, 1.0), buffer.scores),
+        last_seen=jnp.where(replayed, now, buffer.last_seen),
         max_returns=buffer.max_returns.at[indices].max(max_returns),
     )
 
@@ -109,14 +121,15 @@ def _same_level(buffer_levels: Any, level: Any) -> jax.Array:
 
 
 def insert(buffer: LevelBuffer, levels: Any, scores: jax.Array, max_returns: jax.Array, now: jax.Array,
-           accept: jax.Array | None = None) -> LevelBuffer:
+           accept: jax.Array | None = None, stats: Any = None) -> LevelBuffer:
     """Inserts new levels (leaves [n, ...]) one after another: a level already in the buffer
     only gets the new score (the duplicate check); otherwise it takes an empty slot, or replaces
-    the lowest-scoring level when its score is higher. ``accept`` [n] masks levels not to insert."""
+    the lowest-scoring level when its score is higher. ``accept`` [n] masks levels not to insert;
+    ``stats`` (leaves [n]) are the levels' diagnostics, for a buffer that keeps them."""
     accept = jnp.ones(scores.shape, bool) if accept is None else accept
 
     def one(buffer, item):
-        level, score, best, ok = item
+        level, score, best, ok, level_stats = item
         duplicate = _same_level(buffer.levels, level) & buffer.filled
         is_duplicate = duplicate.any()
         lowest = jnp.argmin(jnp.where(buffer.filled, buffer.scores, -jnp.inf))  # an empty slot first
@@ -134,7 +147,8 @@ def insert(buffer: LevelBuffer, levels: Any, scores: jax.Array, max_returns: jax
             last_seen=put(buffer.last_seen, now),
             max_returns=put(buffer.max_returns, jnp.maximum(best, prior_best)),
             filled=put(buffer.filled, True),
+            stats=None if buffer.stats is None else jax.tree.map(put, buffer.stats, level_stats),
         ), None
 
-    buffer, _ = jax.lax.scan(one, buffer, (levels, scores, max_returns, accept))
+    buffer, _ = jax.lax.scan(one, buffer, (levels, scores, max_returns, accept, stats))
     return buffer

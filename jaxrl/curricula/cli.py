@@ -6,8 +6,9 @@
     jaxrl eval runs/u --levels holdouts.txt                             # solve rate on levels
 
 It takes `jaxrl train`'s options (checkpoints with the level buffer, ``--resume``); after
-training it evaluates every seed on the environment's holdout levels and on random solvable
-levels, writes ``ued_eval.json``, and pictures of the buffer's highest-scoring levels
+training it evaluates every seed on the environment's holdout levels (the kit's own layouts) and
+on random solvable levels, greedy (one episode a level) and sampled (10 attempts a level), writes
+``ued_eval.json``, and pictures of the buffer's highest-scoring levels
 (``buffer_levels.png``) and of one episode (``episode.gif``).
 """
 
@@ -77,8 +78,8 @@ def after_training(result: Any, path: Path, random_levels: int, seed: int) -> No
     named = env.holdout_levels() if hasattr(env, "holdout_levels") else None
     report = level_report(train, params, named=named, random_levels=random_levels if hasattr(env, "solvable") else 0, seed=seed)
     _atomic_write(path / "ued_eval.json", lambda p: p.write_text(json.dumps(report, indent=2) + "\n"))
-    parts = [f"{k.replace('_', ' ')}: solve rate {v['solve_rate']:.2f} (worst 10% {v['solve_rate_cvar10']:.2f})"
-             for k, v in report.items() if isinstance(v, dict)]
+    parts = [f"{k.replace('_', ' ')}: greedy solve rate {v['solve_rate']:.2f} (worst 10% {v['solve_rate_cvar10']:.2f}), "
+             f"sampled {v['sampled']['solve_rate']:.2f}" for k, v in report.items() if isinstance(v, dict)]
     print(("; ".join(parts) or "no level evaluation for this environment") + f" -> {path / 'ued_eval.json'}")
     if env.name == "maze":
         from jaxrl.curricula.pictures import buffer_picture, episode_gif, first_seed

@@ -15,15 +15,24 @@ advantages, and learns or not:
 * ``accel``: Robust PLR, and after every replay the replayed levels are mutated, the children
   scored without learning and the high scorers inserted (Parker-Holder et al., 2022, "Evolving
   Curricula with Regret-Based Environment Design"); ``accel_from_empty`` generates empty levels;
-* ``sfl``: every ``sfl_refresh`` updates, ``sfl_levels`` random levels are rolled out and the
-  ``sfl_buffer`` most learnable (p (1 - p)) kept; a fraction ``sfl_ratio`` of the envs train on
-  them, the rest on random levels (Rutherford et al., 2024, "No Regrets").
+* ``sfl``: every ``sfl_refresh`` updates, ``sfl_levels`` random levels are played for
+  ``sfl_rollout`` steps each and the ``sfl_buffer`` most learnable (p (1 - p)) kept; a fraction
+  ``sfl_ratio`` of the envs train on them, the rest on random levels (Rutherford et al., 2024,
+  "No Regrets"; ``jaxrl.curricula.sfl``).
 
 Which of new, replay and mutate an update does is a schedule fixed when the program is built
 (a pseudo-random draw per update with ``replay_prob``, after ``min_fill`` of the buffer was
-filled by new levels): the same for every seed, so that under ``vmap`` the branches stay real
-branches and a vmapped run does not compute, and throw away, the updates it skips. Every
-environment step is counted in ``steps_per_update``, those spent only scoring levels included.
+filled by new levels, from ``schedule_seed``): the same for every seed of one program, so that
+under ``vmap`` the branches stay real branches and a vmapped run does not compute, and throw
+away, the updates it skips (a schedule per seed would make every update pay for all three
+branches). Seed-level intervals therefore leave the schedule's own variance out; runs with
+different ``--set schedule_seed=N`` put it back. Every environment step is counted
+(``Agent.env_steps``), those spent only scoring levels included.
+
+With an environment that has ``level_stats`` (the maze), every update logs ``train_solvable``,
+``train_shortest_path`` (over the solvable levels) and ``train_walls`` for the levels it played,
+and a curriculum with a buffer ``buffer_solvable``, ``buffer_shortest_path`` and ``buffer_walls``
+over the levels in it.
 """
 
 from __future__ import annotations
@@ -44,7 +53,8 @@ from jaxrl.components.rollout import per_env, restart_on_levels
 from jaxrl.components.targets import get_targets
 from jaxrl.core.contract import Agent, Algorithm, ConfigError, Progress, register, require
 from jaxrl.curricula import buffer as lb
-from jaxrl.curricula.scores import SCORES, best_returns, learnability, level_scores
+from jaxrl.curricula import sfl
+from jaxrl.curricula.scores import SCORES, best_returns, level_scores
 
 CURRICULA = ("dr", "plr", "robust-plr", "accel", "sfl", "paired")
 NEW, REPLAY, MUTATE = 0, 1, 2
@@ -61,14 +71,18 @@ class CurriculumConfig(ppo.PPOConfig):
     top_k: int = 256
     num_edits: int = 5  # ACCEL: edits per mutation
     accel_from_empty: bool = False
-    sfl_levels: int = 1024  # SFL: random levels scored per refresh (a multiple of num_envs)
-    sfl_buffer: int = 128  # SFL: the most learnable kept
-    sfl_refresh: int = 16  # SFL: updates between refreshes
-    sfl_ratio: float = 0.5  # SFL: fraction of envs on buffer levels
+    # SFL (jaxrl.curricula.sfl); the defaults are the reference's maze settings
+    sfl_levels: int = 25_000  # random levels scored per refresh (5 batches of 5,000)
+    sfl_batch: int = 5_000  # levels scored in parallel (sfl_levels is a multiple of it)
+    sfl_rollout: int = 2_000  # steps each level is played, sampled actions, for its learnability
+    sfl_buffer: int = 1_000  # the most learnable kept
+    sfl_refresh: int = 100  # updates between refreshes (update 0 refreshes)
+    sfl_ratio: float = 0.5  # fraction of envs on buffer levels
     schedule_seed: int = 0
     paired_walls: int = 60  # PAIRED: walls the teacher places per level
     eval_every: int = 0  # updates between evaluations on holdout and random levels (0: none)
     eval_random: int = 0  # random levels (the unsolvable left out) in each evaluation (evaluation.training_evaluation)
+    eval_attempts: int = 10  # sampled-action episodes per level in each evaluation, beside the greedy one (0: none)
     train_levels: str = ""  # a fixed training set, as level text (``--levels FILE``); "" = the generator
 
 
@@ -136,10 +150,14 @@ def build(config: CurriculumConfig, env: envs.Environment) -> Agent:
             sample_level = base.empty_level
     play_env = envs.AutoReplay(base, sample_level)
     batch = config.num_envs * config.num_steps
-    score_batches = config.sfl_levels // config.num_envs if config.curriculum == "sfl" else 0
-    steps_per_update = batch + score_batches * batch // config.sfl_refresh
-    num_updates = config.total_steps // steps_per_update
+    steps_after = sfl.steps_after(config) if config.curriculum == "sfl" else None
+    if steps_after is None:
+        steps_per_update, num_updates = batch, config.total_steps // batch
+    else:  # the average per update; steps_after counts each refresh where it happens
+        steps_per_update = batch + config.sfl_levels * config.sfl_rollout // config.sfl_refresh
+        num_updates = sfl.num_updates(config)
     inner = ppo.build(agent_config(config, num_updates * batch), play_env)
+    stats_fn = getattr(base, "level_stats", None)
     vec_env = envs.make_vector(play_env, config.num_envs)  # the agent's own stack (no normalisers)
     kinds = jnp.asarray(schedule(config, num_updates))
     targets_fn = get_targets(config.targets)
@@ -166,7 +184,8 @@ def build(config: CurriculumConfig, env: envs.Environment) -> Agent:
         params = jax.tree.map(lambda x: x[0], agent_state.env.params)
         parents = new_levels(level_key, params)
         example = jax.tree.map(lambda x: x[0], parents)
-        return CurriculumState(agent_state, lb.empty_buffer(example, capacity), parents, key)
+        example_stats = None if stats_fn is None else stats_fn(example)
+        return CurriculumState(agent_state, lb.empty_buffer(example, capacity, example_stats), parents, key)
 
     def learn_now(agent_state, hparams, batch, step):
         agent_state, metrics = inner.learn(agent_state, hparams, batch, step)
@@ -196,7 +215,7 @@ def build(config: CurriculumConfig, env: envs.Environment) -> Agent:
         indices = jnp.zeros(config.num_envs, jnp.int32)
         if config.curriculum == "sfl":
             buffer = jax.lax.cond(step % config.sfl_refresh == 0, refresh_sfl, lambda b, *_: b,
-                                  buffer, state.agent, hparams, step, sfl_key)
+                                  buffer, inner.policy_params(state.agent), params, step, sfl_key)
             indices = jax.random.randint(replay_key, (config.num_envs,), 0, capacity)
             on_buffer = jnp.arange(config.num_envs) < round(config.sfl_ratio * config.num_envs)
             levels = jax.tree.map(lambda b, n: jnp.where(_expand(on_buffer, n), b[indices], n),
@@ -219,6 +238,7 @@ def build(config: CurriculumConfig, env: envs.Environment) -> Agent:
         learns = jnp.asarray(learns_on)[kind]
         agent_state, metrics = learn(agent_state, hparams, batch, step, learns)
         metrics.update(episode_metrics(scores_in))
+        level_stats = None if stats_fn is None else jax.vmap(stats_fn)(levels)
 
         parents = state.parents
         if config.curriculum in ("plr", "robust-plr", "accel"):
@@ -229,32 +249,29 @@ def build(config: CurriculumConfig, env: envs.Environment) -> Agent:
             buffer = jax.lax.cond(
                 replayed,
                 lambda b: lb.update_seen(b, indices, scores, best, step),
-                lambda b: lb.insert(b, levels, scores, best, step),
+                lambda b: lb.insert(b, levels, scores, best, step, stats=level_stats),
                 buffer,
             )
             parents = jax.tree.map(lambda new, old: jnp.where(replayed, new, old), levels, parents)
             metrics["level_score"] = scores.mean()
             metrics["replay"] = replayed.astype(jnp.float32)
         metrics["buffer_size"] = buffer.size.astype(jnp.float32)
+        if level_stats is not None:
+            metrics.update(stat_metrics("train", level_stats, jnp.ones(config.num_envs, bool)))
+            if uses_buffer:
+                metrics.update(stat_metrics("buffer", buffer.stats, buffer.filled))
         if evaluate is not None:
             metrics.update(evaluate(inner.policy_params(agent_state), params, step, eval_key))
         return CurriculumState(agent_state, buffer, parents, key), metrics
 
-    def refresh_sfl(buffer, agent_state, hparams, step, key):
-        """Scores ``sfl_levels`` random levels by learnability; keeps the best ``sfl_buffer``."""
-        params = jax.tree.map(lambda x: x[0], agent_state.env.params)
+    score_levels = sfl.make_refresh(config, play_env, sample_level, inner.act, inner.initial_memory) if steps_after else None
 
-        def score_batch(_, batch_key):
-            level_key, play_key, agent_key = jax.random.split(batch_key, 3)
-            levels = new_levels(level_key, params)
-            _, _, scores_in = rollout_on(agent_state.replace(key=agent_key), levels, play_key, hparams, step)
-            return None, (levels, learnability(scores_in))
-
-        _, (levels, scores) = jax.lax.scan(score_batch, None, jax.random.split(key, score_batches))
-        levels = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), levels)
-        best, chosen = jax.lax.top_k(scores.reshape(-1), capacity)
-        return buffer.replace(levels=jax.tree.map(lambda x: x[chosen], levels), scores=best,
-                              last_seen=jnp.full(capacity, step, jnp.int32), filled=jnp.ones(capacity, bool))
+    def refresh_sfl(buffer, policy_params, params, step, key):
+        """The ``sfl_buffer`` most learnable of ``sfl_levels`` random levels (``sfl.make_refresh``)."""
+        levels, scores = score_levels(policy_params, params, key)
+        return buffer.replace(levels=levels, scores=scores, last_seen=jnp.full(capacity, step, jnp.int32),
+                              filled=jnp.ones(capacity, bool),
+                              stats=None if stats_fn is None else jax.vmap(stats_fn)(levels))
 
     def policy_params(state: CurriculumState):
         return inner.policy_params(state.agent)
@@ -269,6 +286,7 @@ def build(config: CurriculumConfig, env: envs.Environment) -> Agent:
         collect=not_split,
         learn=not_split,
         initial_memory=inner.initial_memory,
+        steps_after=steps_after,
     )
 
 
@@ -278,6 +296,20 @@ def not_split(*_: Any) -> Any:
 
 def _expand(mask: jax.Array, like: jax.Array) -> jax.Array:
     return mask.reshape(mask.shape + (1,) * (like.ndim - 1))
+
+
+def stat_metrics(prefix: str, stats: dict[str, jax.Array], mask: jax.Array) -> dict[str, jax.Array]:
+    """Means of level diagnostics over the levels in ``mask``: ``{prefix}_solvable`` and
+    ``{prefix}_walls`` over all of them, ``{prefix}_shortest_path`` over the solvable ones (a
+    ``_sum``/``_count`` pair, so that a logging window averages over its solvable levels)."""
+    count = jnp.maximum(mask.sum(), 1).astype(jnp.float32)
+    solvable = mask & stats["solvable"]
+    return {
+        f"{prefix}_solvable": jnp.where(mask, stats["solvable"], False).sum() / count,
+        f"{prefix}_walls": jnp.where(mask, stats["walls"], 0).sum() / count,
+        f"{prefix}_shortest_path_sum": jnp.where(solvable, stats["shortest_path"], 0).sum().astype(jnp.float32),
+        f"{prefix}_shortest_path_count": solvable.sum().astype(jnp.float32),
+    }
 
 
 def episode_metrics(scores_in: dict[str, jax.Array]) -> dict[str, jax.Array]:
@@ -318,20 +350,13 @@ def check(config: CurriculumConfig, hparams: CurriculumHParams, discrete: bool) 
     require(config.num_edits >= 1, f"num_edits must be >= 1, got {config.num_edits}")
     require(config.eval_every >= 0, f"eval_every must be >= 0, got {config.eval_every}")
     require(config.eval_random >= 0, f"eval_random must be >= 0, got {config.eval_random}")
+    require(config.eval_attempts >= 0, f"eval_attempts must be >= 0, got {config.eval_attempts}")
     require(not config.eval_random or config.eval_every, "eval_random needs eval_every > 0 (the updates between evaluations)")
     require(config.paired_walls >= 0, f"paired_walls must be >= 0, got {config.paired_walls}")
     require(hparams.temperature > 0, f"temperature must be positive, got {hparams.temperature}")
     require((hparams.staleness >= 0) & (hparams.staleness <= 1), f"staleness must be in [0, 1], got {hparams.staleness}")
     if config.curriculum == "sfl":
-        require(config.sfl_levels >= config.num_envs and config.sfl_levels % config.num_envs == 0,
-                f"sfl_levels={config.sfl_levels} must be a positive multiple of num_envs={config.num_envs}")
-        require(1 <= config.sfl_buffer <= config.sfl_levels, f"sfl_buffer must be in [1, sfl_levels], got {config.sfl_buffer}")
-        require(config.sfl_refresh >= 1, f"sfl_refresh must be >= 1, got {config.sfl_refresh}")
-        scoring = config.sfl_levels * config.num_steps
-        require(scoring % config.sfl_refresh == 0,
-                f"sfl_levels x num_steps ({scoring}) must be divisible by sfl_refresh={config.sfl_refresh} "
-                "(scoring steps are counted per update)")
-        require(0.0 <= config.sfl_ratio <= 1.0, f"sfl_ratio must be in [0, 1], got {config.sfl_ratio}")
+        sfl.check(config, require)
     steps = config.num_envs * config.num_steps
     require(config.total_steps >= steps, f"total_steps={config.total_steps} is below one update of {steps} steps")
 

@@ -1,8 +1,14 @@
-"""Evaluating a policy on levels: the named holdout mazes, a ``--levels`` file, and a large
-sample of random solvable levels (mean and the worst 10%: the conditional value at risk), for
-every seed of a run. Each level is played once per seed by the deterministic policy (the maze is
-deterministic, so once is the policy's result there); a level counts as solved when the episode
-ends with a positive return (the maze rewards only reaching the goal)."""
+"""Evaluating a policy on levels: the named holdout mazes (the kit's own layouts, named after
+the literature's), a ``--levels`` file, and a large sample of random solvable levels (mean and the
+worst 10%: the conditional value at risk), for every seed of a run, two ways:
+
+* greedy: the deterministic policy plays each level once (the maze is deterministic, so once is
+  that policy's result; a greedy recurrent policy may loop forever);
+* sampled, as JaxUED and the papers report: the stochastic policy plays each level ``attempts``
+  times (default 10) and a level's solve rate is the fraction of attempts solved.
+
+A level counts as solved when the episode ends with a positive return (the maze rewards only
+reaching the goal)."""
 
 from __future__ import annotations
 
@@ -19,19 +25,24 @@ from jaxrl.core.contract import ConfigError
 # The random levels evaluated during training come from this fixed key: every evaluation, and
 # every seed, plays the same levels, so that a curve shows the policy changing, not the sample.
 EVAL_LEVELS_SEED = 0
+ATTEMPTS = 10  # sampled-action episodes per level (JaxUED's and SFL's EVAL_NUM_ATTEMPTS)
+HOLDOUT_LABEL = "the kit's own holdout layouts (envs/maze/holdouts.py), named after the literature's; not its exact mazes"
 
 
-def play_levels(train: Any, policy_params: Any, levels: Any, *, seed: int = 0, max_steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(returns, solved), each [seeds, num_levels]: one episode per level for each seed of
-    ``policy_params`` (leading seed axis)."""
+def play_levels(train: Any, policy_params: Any, levels: Any, *, seed: int = 0, max_steps: int | None = None,
+                attempts: int = 1, deterministic: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(returns, solved), each [seeds, num_levels]: ``attempts`` episodes per level for each seed
+    of ``policy_params`` (leading seed axis), by the deterministic or the sampling policy; with
+    several attempts, the mean return and the fraction of attempts solved."""
     count = jax.tree.leaves(levels)[0].shape[0]
     seeds = jax.tree.leaves(policy_params)[0].shape[0]
     horizon = max_steps or int(getattr(train.default_env_params, "max_steps_in_episode", 1000))
-    act, memory = recurrent_act(train)
-    program = episode_program(train.env, train.default_env_params, act, count, horizon, memory, levels)
+    act, memory = recurrent_act(train, deterministic)
+    tiled = jax.tree.map(lambda x: jnp.concatenate([x] * attempts), levels)  # attempt a, level i at a * count + i
+    program = episode_program(train.env, train.default_env_params, act, count * attempts, horizon, memory, tiled)
     returns, _, _ = jax.device_get(program(policy_params, eval_keys(seed, seeds)))
-    returns = np.asarray(returns)
-    return returns, returns > 0
+    returns = np.asarray(returns).reshape(seeds, attempts, count)
+    return returns.mean(axis=1), (returns > 0).mean(axis=1)
 
 
 def random_solvable_levels(env: Any, env_params: Any, count: int, seed: int = 0) -> Any:
@@ -72,24 +83,39 @@ def summary(returns: np.ndarray, solved: np.ndarray) -> dict[str, Any]:
 
 
 def level_report(train: Any, policy_params: Any, *, named: Mapping[str, Any] | None = None,
-                 levels: Any = None, random_levels: int = 0, seed: int = 0) -> dict[str, Any]:
+                 levels: Any = None, random_levels: int = 0, seed: int = 0, attempts: int = ATTEMPTS) -> dict[str, Any]:
     """The evaluation ``jaxrl ued`` writes (``ued_eval.json``): per named level (holdouts), on
-    ``levels`` (a file's), and on ``random_levels`` random solvable ones."""
-    report: dict[str, Any] = {"policy": "deterministic", "eval_seed": seed}
+    ``levels`` (a file's), and on ``random_levels`` random solvable ones; each set's top-level
+    figures are the greedy policy's (one episode a level), and its ``sampled`` entry the sampling
+    policy's over ``attempts`` episodes a level (0: none)."""
+    report: dict[str, Any] = {"policy": "greedy: deterministic, one episode a level; sampled: stochastic, "
+                                        f"{attempts} episodes a level", "attempts": attempts, "eval_seed": seed}
+
+    def both(level_set):
+        greedy = play_levels(train, policy_params, level_set, seed=seed)
+        sampled = play_levels(train, policy_params, level_set, seed=seed, attempts=attempts, deterministic=False) if attempts else None
+        return greedy, sampled
+
     if named:
         names = list(named)
-        returns, solved = play_levels(train, policy_params, stack([named[n] for n in names]), seed=seed)
+        (returns, solved), sampled = both(stack([named[n] for n in names]))
         report["holdout"] = {
+            "layouts": HOLDOUT_LABEL,
             "per_level": {n: {"solve_rate": float(solved[:, i].mean()), "mean_return": float(returns[:, i].mean()),
-                              "per_seed_return": [float(r) for r in returns[:, i]]}
+                              "per_seed_return": [float(r) for r in returns[:, i]],
+                              **({"sampled_solve_rate": float(sampled[1][:, i].mean())} if sampled else {})}
                           for i, n in enumerate(names)},
             **summary(returns, solved),
+            **({"sampled": summary(*sampled)} if sampled else {}),
         }
+    sets = {}
     if levels is not None:
-        report["levels_file"] = summary(*play_levels(train, policy_params, levels, seed=seed))
+        sets["levels_file"] = levels
     if random_levels:
-        sample = random_solvable_levels(train.env, train.default_env_params, random_levels, seed)
-        report["random_solvable"] = summary(*play_levels(train, policy_params, sample, seed=seed))
+        sets["random_solvable"] = random_solvable_levels(train.env, train.default_env_params, random_levels, seed)
+    for name, level_set in sets.items():
+        greedy, sampled = both(level_set)
+        report[name] = {**summary(*greedy), **({"sampled": summary(*sampled)} if sampled else {})}
     return report
 
 
@@ -102,6 +128,8 @@ def training_evaluation(config: Any, env: Any, act: Callable, initial_memory: Ca
       run's parameters, of which those its solver finds unsolvable are left out:
       ``random_solve_rate``, ``random_return`` and ``random_return_cvar10`` (the mean return of
       the worst 10% of them).
+    and with ``config.eval_attempts`` > 0 the sampling policy plays each of those levels that many
+    times: ``holdout_sampled_solve_rate`` and ``random_sampled_solve_rate`` (fractions of attempts).
     Each is a ``_sum``/``_count`` pair, so a logging window without an evaluation logs NaN."""
     if not config.eval_every:
         return None
@@ -115,13 +143,24 @@ def training_evaluation(config: Any, env: Any, act: Callable, initial_memory: Ca
     holdouts = stack(list(named.values())) if named else None
     play_named = episodes(env, greedy, len(named), horizon, initial_memory) if named else None
     play_random = episodes(env, greedy, config.eval_random, horizon, initial_memory) if config.eval_random else None
+    attempts = config.eval_attempts
+    sampling = lambda p, obs, k, m: act(p, obs, k, False, m)  # noqa: E731
+    sampled_named = episodes(env, sampling, len(named) * attempts, horizon, initial_memory) if named and attempts else None
+    sampled_random = (episodes(env, sampling, config.eval_random * attempts, horizon, initial_memory)
+                      if config.eval_random and attempts else None)
+
+    def tiled(levels):
+        return jax.tree.map(lambda x: jnp.concatenate([x] * attempts), levels)
 
     def run(policy_params, params, key):
-        named_key, random_key = jax.random.split(key)
+        named_key, random_key, named_sample_key, random_sample_key = jax.random.split(key, 4)
         out = {}
         if named:
             returns, _, _ = play_named(policy_params, named_key, params, holdouts)
             out.update(holdout_solved=(returns > 0).sum().astype(jnp.float32), holdout_return=returns.sum())
+        if sampled_named is not None:
+            returns, _, _ = sampled_named(policy_params, named_sample_key, params, tiled(holdouts))
+            out["holdout_sampled"] = (returns > 0).sum().astype(jnp.float32)
         if config.eval_random:
             level_keys = jax.random.split(jax.random.key(EVAL_LEVELS_SEED), config.eval_random)
             levels = jax.vmap(env.sample_level, in_axes=(0, None))(level_keys, params)
@@ -135,6 +174,9 @@ def training_evaluation(config: Any, env: Any, act: Callable, initial_memory: Ca
                        random_return=jnp.where(solvable, returns, 0.0).sum(),
                        random_count=count.astype(jnp.float32),
                        random_cvar10=jnp.where(count > 0, cvar10, 0.0))
+            if sampled_random is not None:
+                returns, _, _ = sampled_random(policy_params, random_sample_key, params, tiled(levels))
+                out["random_sampled"] = ((returns > 0) & jnp.tile(solvable, attempts)).sum().astype(jnp.float32)
         return out
 
     def evaluate(policy_params, params, step, key):
@@ -147,11 +189,17 @@ def training_evaluation(config: Any, env: Any, act: Callable, initial_memory: Ca
             count = jnp.where(due, float(len(named)), 0.0)
             metrics.update(holdout_solve_rate_sum=out["holdout_solved"], holdout_solve_rate_count=count,
                            holdout_return_sum=out["holdout_return"], holdout_return_count=count)
+            if attempts:
+                metrics.update(holdout_sampled_solve_rate_sum=out["holdout_sampled"],
+                               holdout_sampled_solve_rate_count=count * attempts)
         if config.eval_random:
             metrics.update(random_solve_rate_sum=out["random_solved"], random_solve_rate_count=out["random_count"],
                            random_return_sum=out["random_return"], random_return_count=out["random_count"],
                            random_return_cvar10_sum=out["random_cvar10"],
                            random_return_cvar10_count=(out["random_count"] > 0).astype(jnp.float32))
+            if attempts:
+                metrics.update(random_sampled_solve_rate_sum=out["random_sampled"],
+                               random_sampled_solve_rate_count=out["random_count"] * attempts)
         return metrics
 
     return evaluate

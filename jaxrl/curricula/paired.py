@@ -8,7 +8,8 @@ trained like the protagonist, so it too maximises its return, and with it the re
 protagonist is the policy the run evaluates and saves.
 
 One update is one teacher episode per environment and one rollout of each student on the levels
-built; every step is counted (both students' and the teacher's).
+built; every step is counted (both students' and the teacher's). The ``train_*`` diagnostics
+describe the teacher's levels; PAIRED keeps no buffer.
 """
 
 from __future__ import annotations
@@ -85,8 +86,8 @@ def build(config: cur.CurriculumConfig, env: envs.Environment) -> Agent:
         teacher_state, teacher_metrics = teacher.learn(teacher_state, hparams, rewarded, step)
         metrics.pop("per_env")
         metrics.update(cur.episode_metrics(protagonist_data))
-        metrics.update(regret=regret.mean(), teacher_entropy=teacher_metrics["entropy"],
-                       level_walls=levels.wall_map.sum(axis=(1, 2)).astype(jnp.float32).mean())
+        metrics.update(regret=regret.mean(), teacher_entropy=teacher_metrics["entropy"])
+        metrics.update(cur.stat_metrics("train", jax.vmap(base.level_stats)(levels), jnp.ones(config.num_envs, bool)))
         if evaluate is not None:
             params = jax.tree.map(lambda x: x[0], protagonist.env.params)
             metrics.update(evaluate(student.policy_params(protagonist), params, step, eval_key))

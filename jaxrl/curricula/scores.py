@@ -8,8 +8,8 @@ mean over the rollout's steps.
 * ``l1``, L1 value loss: mean_t |A_t|;
 * ``maxmc``: mean_t (R_max - V(s_t)), R_max the best return ever seen on the level (this
   rollout's episodes, and for a replayed level the best kept in the buffer);
-* ``learnability`` (SFL, Rutherford et al., 2024): p (1 - p), p the fraction of the rollout's
-  finished episodes that reached the goal (ended by termination with a positive reward).
+
+SFL's learnability is scored from its own longer rollouts (``jaxrl.curricula.sfl``).
 """
 
 from __future__ import annotations
@@ -38,19 +38,6 @@ def level_scores(kind: str, per_env: dict[str, jax.Array], prior_best: jax.Array
         best = jnp.maximum(best_returns(per_env), prior_best)
         return (best[None] - per_env["value"]).mean(axis=0)
     raise ValueError(f"unknown score {kind!r}; choose one of {', '.join(SCORES)}")
-
-
-def success_rate(per_env: dict[str, jax.Array]) -> jax.Array:
-    """[num_envs] fraction of finished episodes that reached the goal (0 where none finished)."""
-    ended = per_env["done"].astype(jnp.float32).sum(axis=0)
-    solved = (per_env["terminated"] & (per_env["episode_return"] > 0)).astype(jnp.float32).sum(axis=0)
-    return solved / jnp.maximum(ended, 1.0)
-
-
-def learnability(per_env: dict[str, jax.Array]) -> jax.Array:
-    """SFL's p (1 - p) per environment."""
-    p = success_rate(per_env)
-    return p * (1.0 - p)
 
 
 def paired_regret(protagonist: dict[str, jax.Array], antagonist: dict[str, jax.Array]) -> jax.Array:

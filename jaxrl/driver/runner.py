@@ -241,7 +241,7 @@ def execute(
     matplotlib and pandas for a run directory's files): they are imported on a background thread
     once the first chunk is dispatched, while the device trains, instead of after it."""
     program = programs.program
-    log_steps = np.minimum((np.arange(program.num_logs) + 1) * program.log_every, program.num_updates) * program.agent.steps_per_update
+    log_steps = program.agent.env_steps(np.minimum((np.arange(program.num_logs) + 1) * program.log_every, program.num_updates))
     t0 = time.perf_counter()
     compile_time = 0.0
     if state is None:
