@@ -194,3 +194,23 @@ def test_sampled_attempts_solve_a_level_where_the_greedy_policy_loops():
     report = level_report(train, biased, levels=level, seed=0)["levels_file"]
     assert report["solve_rate"] == 0.0  # greedy: turns left for ever
     assert report["sampled"]["solve_rate"] >= 0.9, report["sampled"]  # 10 attempts a seed
+
+
+def test_jaxued_maze_agent_is_a_setting():
+    """--set agent=jaxued: JaxUED's maze network (a 3x3 conv of 16 on the view, the direction
+    through 5 units, an LSTM of 256, heads with a ReLU layer of 32), in actor and critic."""
+    assert main(["ued", "plr", "--env", "maze", "--set", "agent=nope", "--quiet"]) == 2
+    train = jaxrl.make_train("plr", "maze", overrides={**TINY_OVERRIDES, "agent": "jaxued", "total_steps": 4 * 32 * 2})
+    state = jax.jit(train.init)(jax.random.key(0), train.default_hparams)
+    shapes = jax.tree.map(lambda x: x.shape, state.agent.params)
+    for net in ("actor", "critic"):
+        layers = shapes[net]["params"]
+        assert layers["torso"]["Conv_0"]["kernel"] == (3, 3, 2, 16) and layers["torso"]["Dense_0"]["kernel"] == (4, 5)
+        assert layers["LSTMCore_0"]["lstm"]["hi"]["kernel"] == (256, 256)
+        assert layers["LSTMCore_0"]["lstm"]["ii"]["kernel"] == (3 * 3 * 16 + 5, 256)
+        assert (256, 32) in [layer["kernel"] for name, layer in layers.items() if name.startswith("Dense")]
+    assert state.agent.env.memory["actor"].shape == (4, 512)  # an LSTM's cell and hidden state
+    update = jax.jit(train.agent.update)
+    for step in range(train.num_updates):
+        state, metrics = update(state, train.default_hparams, jnp.int32(step))
+    assert np.isfinite(float(metrics["policy_loss"])) and not _same(state.agent.params, train.init(jax.random.key(0), train.default_hparams).agent.params)

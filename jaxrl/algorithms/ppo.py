@@ -10,7 +10,7 @@ Defaults on discrete environments are the standard configuration (CleanRL / Pure
 4 envs x 128 steps, 4 epochs x 4 minibatches, lr 2.5e-4 annealed, gamma 0.99, lambda 0.95,
 clip 0.2, entropy 0.01, value 0.5, max grad norm 0.5, 500k steps.
 
-Recurrent PPO (``memory="gru"``): actor and critic each get a GRU between torso and head, whose
+Recurrent PPO (``memory="gru"`` or ``"lstm"``): actor and critic each get a GRU or LSTM between torso and head, whose
 state the rollout carries and zeroes at episode ends; learning replays every environment's whole
 rollout through the GRU from the state it started with (minibatches are sets of environments,
 not shuffled transitions), as in recurrent PPO for partially observable environments (e.g. the
@@ -70,8 +70,9 @@ class PPOConfig:
     objective: str = "clip"
     optimizer: str = "adam"
     targets: str = "gae"
-    memory: str = "none"  # none | gru: a recurrent actor and critic (see the module docstring)
+    memory: str = "none"  # none | gru | lstm: a recurrent actor and critic (see the module docstring)
     memory_size: int = 128
+    head_sizes: tuple[int, ...] = ()  # a recurrent agent's ReLU layers between memory and outputs
 
     def __post_init__(self):
         # The objective's name in its hyphenated spelling (lpo_zero -> lpo-zero), however the
@@ -125,10 +126,11 @@ def build(config: PPOConfig, env: envs.Environment) -> Agent:
         obs_ndim=len(obs_shape),
     )
     head = value_head(config)
-    recurrent = config.memory == "gru"
+    recurrent = config.memory in ("gru", "lstm")
     if recurrent:
-        actor = RecurrentActor(envs.action_size(action_space), discrete, torso, config.memory_size)
-        critic = RecurrentCritic(torso, config.memory_size, head.num_outputs)
+        layers = tuple(config.head_sizes)
+        actor = RecurrentActor(envs.action_size(action_space), discrete, torso, config.memory_size, config.memory, layers)
+        critic = RecurrentCritic(torso, config.memory_size, head.num_outputs, config.memory, layers)
     else:
         actor = Actor(envs.action_size(action_space), discrete, torso)
         critic = Critic(torso, head.num_outputs)
@@ -139,7 +141,8 @@ def build(config: PPOConfig, env: envs.Environment) -> Agent:
         return head.value(critic.apply(params, obs))
 
     def zero_memory(batch: int) -> jax.Array:
-        return jnp.zeros((batch, config.memory_size), jnp.float32)
+        width = config.memory_size * (2 if config.memory == "lstm" else 1)  # an LSTM's cell and hidden state
+        return jnp.zeros((batch, width), jnp.float32)
 
     def step_recurrent(net, params, memory, obs):
         """One step of a recurrent network on a batch [B, ...]: (memory, output)."""
@@ -348,19 +351,22 @@ def check(config: PPOConfig, hparams: PPOHParams, discrete: bool) -> None:
     )
     check_batch(config.total_steps, batch, "batch (num_envs x num_steps)")
     require(config.activation in ACTIVATIONS, f"unknown activation {config.activation!r}; choose from {', '.join(ACTIVATIONS)}")
-    require(config.torso in ("auto", "mlp", "cnn"), f"torso must be auto, mlp or cnn, got {config.torso!r}")
+    require(config.torso in ("auto", "mlp", "cnn", "maze_conv"), f"torso must be auto, mlp, cnn or maze_conv, got {config.torso!r}")
     get_objective(config.objective)
     check_objective_params(config.objective, hparams.objective_params)
     get_targets(config.targets)
     check_optimizer(config.optimizer, hparams.optimizer_params, context=True)
-    require(config.memory in ("none", "gru"), f"memory must be none or gru, got {config.memory!r}")
-    if config.memory == "gru":
+    require(config.memory in ("none", "gru", "lstm"), f"memory must be none, gru or lstm, got {config.memory!r}")
+    require(not config.head_sizes or config.memory != "none", "head_sizes is for recurrent agents (memory=gru or lstm)")
+    require(all(size >= 1 for size in config.head_sizes), "head_sizes must be positive")
+    if config.memory != "none":
         require(config.memory_size >= 1, f"memory_size must be >= 1, got {config.memory_size}")
         require(config.num_envs % config.num_minibatches == 0,
                 f"a recurrent agent's minibatches are sets of environments: num_minibatches={config.num_minibatches} "
                 f"must divide num_envs={config.num_envs}")
-        require(not is_learned(config.optimizer), "learned optimizers do not support recurrent agents (memory=gru) yet")
-    require(len(config.hidden_sizes) >= 1 and min(config.hidden_sizes) >= 1, "hidden_sizes must be positive")
+        require(not is_learned(config.optimizer), "learned optimizers do not support recurrent agents (memory=gru or lstm) yet")
+    require((len(config.hidden_sizes) >= 1 or config.torso == "maze_conv") and min(config.hidden_sizes, default=1) >= 1,
+            "hidden_sizes must be positive")
     check_value_head(config, require)
     require(hparams.lr > 0, f"lr must be positive, got {hparams.lr}")
     require((hparams.gamma >= 0) & (hparams.gamma <= 1), f"gamma must be in [0, 1], got {hparams.gamma}")

@@ -25,11 +25,14 @@ def _dense(features: int, scale: float) -> nn.Dense:
 
 class Torso(nn.Module):
     """MLP on flattened observations, or a small CNN (one 3x3 conv of 16 channels, as in the
-    MinAtar paper) for image observations with a trailing channel axis."""
+    MinAtar paper) for image observations with a trailing channel axis, or ``maze_conv``: JaxUED's
+    maze embedding for the kit's flat maze observation (its V x V x 2 view, then a direction
+    one-hot of 4): the same 3x3 conv of 16 channels on the view, the direction through a linear
+    layer of 5, both concatenated (then ``hidden_sizes``, none in JaxUED's network)."""
 
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "tanh"
-    kind: str = "mlp"  # "mlp" | "cnn"
+    kind: str = "mlp"  # "mlp" | "cnn" | "maze_conv"
     layer_norm: bool = False
     obs_ndim: int = 1  # trailing observation axes; leading ones are batch axes
 
@@ -37,6 +40,8 @@ class Torso(nn.Module):
     def __call__(self, obs: jax.Array) -> jax.Array:
         act = ACTIVATIONS[self.activation]
         x = obs
+        if self.kind == "maze_conv":
+            x = _maze_embedding(obs)
         if self.kind == "cnn":
             x = nn.Conv(16, kernel_size=(3, 3), padding="VALID", kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(x)
             x = nn.relu(x)
@@ -47,6 +52,18 @@ class Torso(nn.Module):
                 x = nn.LayerNorm()(x)
             x = act(x)
         return x
+
+
+def _maze_embedding(obs: jax.Array) -> jax.Array:
+    """JaxUED's maze embedding (see ``Torso``) of flat maze observations [..., V*V*2 + 4]."""
+    view = int(round(np.sqrt((obs.shape[-1] - 4) / 2)))
+    if view * view * 2 + 4 != obs.shape[-1]:
+        raise ValueError(f"torso maze_conv needs the maze's observation (V*V*2 + 4 numbers), got {obs.shape[-1]}")
+    image = obs[..., : view * view * 2].reshape(obs.shape[:-1] + (view, view, 2))
+    image = nn.Conv(16, kernel_size=(3, 3), padding="VALID", kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(image)
+    image = nn.relu(image).reshape(obs.shape[:-1] + (-1,))
+    direction = _dense(5, np.sqrt(2))(obs[..., view * view * 2:])
+    return jnp.concatenate([image, direction], axis=-1)
 
 
 class Actor(nn.Module):
@@ -228,18 +245,55 @@ class GRUCore(nn.Module):
         return scan(cell, memory, (features, resets))
 
 
+class LSTMCore(nn.Module):
+    """An LSTM (Hochreiter and Schmidhuber, 1997) scanned over time like ``GRUCore``; its memory
+    is one array [B, 2 * size], the cell state then the hidden state, so that everything that
+    carries, resets and stores memory treats it like a GRU's."""
+
+    size: int
+
+    @nn.compact
+    def __call__(self, memory: jax.Array, features: jax.Array, resets: jax.Array) -> tuple[jax.Array, jax.Array]:
+        def step(cell, m, inputs):
+            x, reset = inputs
+            m = jnp.where(reset[..., None], jnp.zeros_like(m), m)
+            (c, h), out = cell((m[..., : self.size], m[..., self.size:]), x)
+            return jnp.concatenate([c, h], axis=-1), out
+
+        cell = nn.OptimizedLSTMCell(self.size, name="lstm")
+        if features.shape[0] == 1:
+            memory, out = step(cell, memory, (features[0], resets[0]))
+            return memory, out[None]
+        scan = nn.scan(step, variable_broadcast="params", split_rngs={"params": False})
+        return scan(cell, memory, (features, resets))
+
+
+def recurrent_core(cell: str, size: int) -> nn.Module:
+    """The memory between torso and head: ``gru`` or ``lstm`` (whose memory is 2 * size wide)."""
+    return LSTMCore(size) if cell == "lstm" else GRUCore(size)
+
+
+def _head_layers(x: jax.Array, sizes: Sequence[int]) -> jax.Array:
+    """ReLU layers between the memory and an output (JaxUED's maze network: one of 32)."""
+    for size in sizes:
+        x = nn.relu(_dense(size, np.sqrt(2))(x))
+    return x
+
+
 class RecurrentActor(nn.Module):
-    """``Actor`` with a GRU between torso and head: ``(memory, obs, resets) -> (memory, dist)``."""
+    """``Actor`` with a GRU or LSTM between torso and head: ``(memory, obs, resets) -> (memory, dist)``."""
 
     action_dim: int
     discrete: bool
     torso: Torso
     memory_size: int = 128
+    cell: str = "gru"
+    head_sizes: Sequence[int] = ()
 
     @nn.compact
     def __call__(self, memory, obs, resets):
-        memory, x = GRUCore(self.memory_size)(memory, self.torso(obs), resets)
-        out = _dense(self.action_dim, 0.01)(x)
+        memory, x = recurrent_core(self.cell, self.memory_size)(memory, self.torso(obs), resets)
+        out = _dense(self.action_dim, 0.01)(_head_layers(x, self.head_sizes))
         if self.discrete:
             return memory, Categorical.from_logits(out)
         log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
@@ -247,14 +301,16 @@ class RecurrentActor(nn.Module):
 
 
 class RecurrentCritic(nn.Module):
-    """``Critic`` with a GRU between torso and head: ``(memory, obs, resets) -> (memory, out)``."""
+    """``Critic`` with a GRU or LSTM between torso and head: ``(memory, obs, resets) -> (memory, out)``."""
 
     torso: Torso
     memory_size: int = 128
     num_outputs: int = 1
+    cell: str = "gru"
+    head_sizes: Sequence[int] = ()
 
     @nn.compact
     def __call__(self, memory, obs, resets):
-        memory, x = GRUCore(self.memory_size)(memory, self.torso(obs), resets)
-        out = _dense(self.num_outputs, 1.0)(x)
+        memory, x = recurrent_core(self.cell, self.memory_size)(memory, self.torso(obs), resets)
+        out = _dense(self.num_outputs, 1.0)(_head_layers(x, self.head_sizes))
         return memory, (out.squeeze(-1) if self.num_outputs == 1 else out)

@@ -84,6 +84,7 @@ class CurriculumConfig(ppo.PPOConfig):
     eval_random: int = 0  # random levels (the unsolvable left out) in each evaluation (evaluation.training_evaluation)
     eval_attempts: int = 10  # sampled-action episodes per level in each evaluation, beside the greedy one (0: none)
     train_levels: str = ""  # a fixed training set, as level text (``--levels FILE``); "" = the generator
+    agent: str = "kit"  # kit: the fields above; jaxued: JaxUED's maze network (AGENTS)
 
 
 @struct.dataclass
@@ -130,9 +131,19 @@ def schedule(config: CurriculumConfig, num_updates: int) -> np.ndarray:
     return kinds
 
 
+# JaxUED's maze network (its examples/maze_plr.py ActorCritic): a 3x3 conv of 16 channels on the
+# view and a linear layer of 5 on the direction, an LSTM of 256, heads with a ReLU layer of 32.
+# JaxUED's actor and critic share that torso and LSTM; the kit's PPO keeps actor and critic
+# separate, so here each has its own copy (twice the parameters and compute).
+AGENTS = {
+    "kit": {},
+    "jaxued": {"torso": "maze_conv", "hidden_sizes": (), "memory": "lstm", "memory_size": 256, "head_sizes": (32,)},
+}
+
+
 def agent_config(config: CurriculumConfig, total_steps: int) -> ppo.PPOConfig:
     fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(ppo.PPOConfig)}
-    return ppo.PPOConfig(**{**fields, "total_steps": total_steps})
+    return ppo.PPOConfig(**{**fields, **AGENTS.get(config.agent, {}), "total_steps": total_steps})
 
 
 def build(config: CurriculumConfig, env: envs.Environment) -> Agent:
@@ -337,6 +348,7 @@ def defaults(env_name: str, discrete: bool, curriculum: str = "dr") -> tuple[Cur
 
 
 def check(config: CurriculumConfig, hparams: CurriculumHParams, discrete: bool) -> None:
+    require(config.agent in AGENTS, f"unknown agent {config.agent!r}; choose one of {', '.join(AGENTS)}")
     ppo.check(agent_config(config, max(config.total_steps, config.num_envs * config.num_steps)), hparams, discrete)
     require(config.curriculum in CURRICULA, f"unknown curriculum {config.curriculum!r}; choose one of {', '.join(CURRICULA)}")
     require(not config.normalize_obs and not config.normalize_reward,
