@@ -71,5 +71,7 @@ def test_recurrent_policy_solves_memory_chain_that_feed_forward_cannot():
 def test_recurrent_settings_are_checked():
     with pytest.raises(ConfigError, match="must divide num_envs"):
         jaxrl.make_train("ppo", "CartPole-v1", overrides={"memory": "gru", "num_envs": 6, "num_minibatches": 4})
-    with pytest.raises(ConfigError, match="memory must be none or gru"):
-        jaxrl.make_train("ppo", "CartPole-v1", overrides={"memory": "lstm"})
+    with pytest.raises(ConfigError, match="memory must be none, gru or lstm"):
+        jaxrl.make_train("ppo", "CartPole-v1", overrides={"memory": "transformer"})
+    with pytest.raises(ConfigError, match="head_sizes is for recurrent agents"):
+        jaxrl.make_train("ppo", "CartPole-v1", overrides={"head_sizes": "32"})
