@@ -1,6 +1,7 @@
 """Benchmark: curricula on the maze. (1) Raw maze env steps/s, random policy, vmapped, against
 the same env through the training stack (auto-replay, episode statistics, vectorisation). (2)
-Recurrent PPO on the maze (n_walls 60) under DR, PLR, Robust PLR, ACCEL and SFL, each the kit's
+Recurrent PPO on the maze (n_walls 60) under DR, PLR, Robust PLR, ACCEL and SFL (and with
+``--jaxued-agent`` DR with JaxUED's maze network), each the kit's
 pure training function under ``jit(vmap)``, timed alternately in one process (``harness.py``):
 the overhead of each curriculum over DR's time, every env step counted (SFL's scoring steps
 too). (3) The plain single-file PLR written the way the public UED code is (``plain_plr.py``)
@@ -27,9 +28,12 @@ import envs  # noqa: E402
 from envs.maze import Maze  # noqa: E402
 
 ENV = {"n_walls": 60}
-# A buffer the short benchmark fills in 4 updates, so that replay, mutation and SFL's scoring all
-# happen within it (the plain file uses the same sizes).
-CURRICULUM = {"buffer_size": 256, "sfl_levels": 256, "sfl_refresh": 4, "sfl_buffer": 64}
+# A buffer the short benchmark fills in 4 updates, so that replay and mutation happen within it
+# (the plain file uses the same sizes). SFL scores 256 levels x 250 steps every 8 updates: at the
+# default budget 16 updates and 2 refreshes, half the steps scoring, as in the study
+# (experiments/ued/run.py: 512 x 1,000 every 50 updates, 55%).
+CURRICULUM = {"buffer_size": 256, "sfl_levels": 256, "sfl_batch": 256, "sfl_rollout": 250, "sfl_buffer": 64,
+              "sfl_refresh": 8}
 BATCH = 32 * 256
 
 
@@ -100,6 +104,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--curricula", default="dr,plr,robust-plr,accel,sfl")
     parser.add_argument("--no-plain", action="store_true")
+    parser.add_argument("--jaxued-agent", action="store_true", help="also time DR with JaxUED's maze network")
     args = parser.parse_args()
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {args.total_steps:,} steps per seed")
     env_speed()
@@ -109,6 +114,10 @@ def main() -> None:
     for seeds in args.seeds:
         candidates = [functools.partial(harness.pure, c, "maze", args.total_steps, seeds, overrides=CURRICULUM,
                                         env_overrides=ENV, name=c) for c in args.curricula.split(",")]
+        if args.jaxued_agent:  # JaxUED's maze network (--set agent=jaxued) under DR
+            candidates.append(functools.partial(harness.pure, "dr", "maze", args.total_steps, seeds,
+                                                overrides={**CURRICULUM, "agent": "jaxued"}, env_overrides=ENV,
+                                                name="dr, agent=jaxued"))
         # what `jaxrl ued plr` runs: the host driver over the same function (one seed unbatched)
         candidates.append(functools.partial(harness.kit, "plr", "maze", args.total_steps, seeds, overrides=CURRICULUM,
                                             env_overrides=ENV, name="plr, jaxrl.train"))

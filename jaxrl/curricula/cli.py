@@ -28,7 +28,9 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("ued", help="train with a curriculum (dr, plr, robust-plr, accel, sfl, paired)", description=(
         "Train recurrent PPO with CURRICULUM choosing the levels of every update inside the compiled program "
         "(the level buffer is part of the run state). Settings such as replay_prob, temperature, staleness, "
-        "buffer_size, score (pvl|l1|maxmc), num_edits are given with --set."))
+        "buffer_size, score (pvl|l1|maxmc), prioritization (rank|topk), num_edits, sfl_levels / sfl_batch / "
+        "sfl_rollout / sfl_buffer / sfl_refresh, eval_attempts and agent (kit|jaxued) are given with --set; "
+        "--env-set n_walls=N is an upper bound (JaxUED's generator), exact_walls=1 places exactly N."))
     parser.add_argument("curriculum", help="dr | plr | robust-plr | accel | sfl | paired")
     add_train_arguments(parser)
     parser.add_argument("--levels", metavar="FILE", default=None, help=(
