@@ -22,8 +22,8 @@ EXPECTED = {
     ),
     "curricula": (
         ["shortest path (actions):", "dr: trained 2 seeds", "plr: holdout solve rate", "PLR buffer: best scores"],
-        2,  # the holdout mazes, the buffer's best levels
-        ["holdout solve rate", "worst 10%"],
+        3,  # the holdout mazes, the buffer's best levels, the level diagnostics
+        ["holdouts, sampled x10", "worst 10% (sampled)"],
     ),
     "sweeps": (
         # lr and ent_coef are traced: one program for the whole grid

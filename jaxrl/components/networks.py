@@ -219,10 +219,25 @@ class DeterministicActor(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
-# Recurrent policies and critics (recurrent PPO): a torso, then a GRU whose hidden state the
+# Recurrent policies and critics (recurrent PPO): a torso, then a GRU or LSTM whose state the
 # rollout carries, then the head. They run on sequences, time leading: ``obs`` [T, B, ...] and
 # ``resets`` [T, B] (True where a new episode starts, so the state is zeroed before that step),
 # from ``memory`` [B, memory_size]; one step of acting is T = 1.
+
+
+def _over_time(cell: nn.Module, apply, memory: jax.Array, features: jax.Array, resets: jax.Array):
+    """``apply(cell, memory, x) -> (memory, out)`` scanned over time, the memory zeroed before
+    each step where ``resets`` is True; one step (acting) runs without a loop around it, with the
+    same parameters."""
+    def step(cell, m, inputs):
+        x, reset = inputs
+        return apply(cell, jnp.where(reset[..., None], jnp.zeros_like(m), m), x)
+
+    if features.shape[0] == 1:
+        memory, out = step(cell, memory, (features[0], resets[0]))
+        return memory, out[None]
+    scan = nn.scan(step, variable_broadcast="params", split_rngs={"params": False})
+    return scan(cell, memory, (features, resets))
 
 
 class GRUCore(nn.Module):
@@ -232,17 +247,7 @@ class GRUCore(nn.Module):
 
     @nn.compact
     def __call__(self, memory: jax.Array, features: jax.Array, resets: jax.Array) -> tuple[jax.Array, jax.Array]:
-        def step(cell, h, inputs):
-            x, reset = inputs
-            h = jnp.where(reset[..., None], jnp.zeros_like(h), h)
-            return cell(h, x)
-
-        cell = nn.GRUCell(self.size, name="gru")
-        if features.shape[0] == 1:  # one step (acting): no loop around it; the same parameters
-            memory, out = step(cell, memory, (features[0], resets[0]))
-            return memory, out[None]
-        scan = nn.scan(step, variable_broadcast="params", split_rngs={"params": False})
-        return scan(cell, memory, (features, resets))
+        return _over_time(nn.GRUCell(self.size, name="gru"), lambda cell, h, x: cell(h, x), memory, features, resets)
 
 
 class LSTMCore(nn.Module):
@@ -254,18 +259,11 @@ class LSTMCore(nn.Module):
 
     @nn.compact
     def __call__(self, memory: jax.Array, features: jax.Array, resets: jax.Array) -> tuple[jax.Array, jax.Array]:
-        def step(cell, m, inputs):
-            x, reset = inputs
-            m = jnp.where(reset[..., None], jnp.zeros_like(m), m)
+        def apply(cell, m, x):
             (c, h), out = cell((m[..., : self.size], m[..., self.size:]), x)
             return jnp.concatenate([c, h], axis=-1), out
 
-        cell = nn.OptimizedLSTMCell(self.size, name="lstm")
-        if features.shape[0] == 1:
-            memory, out = step(cell, memory, (features[0], resets[0]))
-            return memory, out[None]
-        scan = nn.scan(step, variable_broadcast="params", split_rngs={"params": False})
-        return scan(cell, memory, (features, resets))
+        return _over_time(nn.OptimizedLSTMCell(self.size, name="lstm"), apply, memory, features, resets)
 
 
 def recurrent_core(cell: str, size: int) -> nn.Module:

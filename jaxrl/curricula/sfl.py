@@ -22,7 +22,6 @@ refreshes the first n updates ran, ceil(n / sfl_refresh) of them.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import jax
@@ -149,7 +148,3 @@ def check(config: Any, require: Callable) -> None:
         f"{config.sfl_levels:,} levels x {config.sfl_rollout:,} steps, then one rollout): raise total_steps or "
         "lower sfl_levels / sfl_rollout"))
 
-
-def refreshes(config: Any, updates: int) -> int:
-    """How many refreshes the first ``updates`` updates ran (for reports)."""
-    return math.ceil(updates / config.sfl_refresh)
