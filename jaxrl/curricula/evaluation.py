@@ -29,6 +29,11 @@ ATTEMPTS = 10  # sampled-action episodes per level (JaxUED's and SFL's EVAL_NUM_
 HOLDOUT_LABEL = "the kit's own holdout layouts (envs/maze/holdouts.py), named after the literature's; not its exact mazes"
 
 
+def repeat_levels(levels: Any, attempts: int) -> Any:
+    """``levels`` (leaves [n, ...]) ``attempts`` times over: attempt a of level i at a * n + i."""
+    return jax.tree.map(lambda x: jnp.concatenate([x] * attempts), levels)
+
+
 def play_levels(train: Any, policy_params: Any, levels: Any, *, seed: int = 0, max_steps: int | None = None,
                 attempts: int = 1, deterministic: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(returns, solved), each [seeds, num_levels]: ``attempts`` episodes per level for each seed
@@ -38,7 +43,7 @@ def play_levels(train: Any, policy_params: Any, levels: Any, *, seed: int = 0, m
     seeds = jax.tree.leaves(policy_params)[0].shape[0]
     horizon = max_steps or int(getattr(train.default_env_params, "max_steps_in_episode", 1000))
     act, memory = recurrent_act(train, deterministic)
-    tiled = jax.tree.map(lambda x: jnp.concatenate([x] * attempts), levels)  # attempt a, level i at a * count + i
+    tiled = repeat_levels(levels, attempts)
     program = episode_program(train.env, train.default_env_params, act, count * attempts, horizon, memory, tiled)
     returns, _, _ = jax.device_get(program(policy_params, eval_keys(seed, seeds)))
     returns = np.asarray(returns).reshape(seeds, attempts, count)
@@ -149,9 +154,6 @@ def training_evaluation(config: Any, env: Any, act: Callable, initial_memory: Ca
     sampled_random = (episodes(env, sampling, config.eval_random * attempts, horizon, initial_memory)
                       if config.eval_random and attempts else None)
 
-    def tiled(levels):
-        return jax.tree.map(lambda x: jnp.concatenate([x] * attempts), levels)
-
     def run(policy_params, params, key):
         named_key, random_key, named_sample_key, random_sample_key = jax.random.split(key, 4)
         out = {}
@@ -159,7 +161,7 @@ def training_evaluation(config: Any, env: Any, act: Callable, initial_memory: Ca
             returns, _, _ = play_named(policy_params, named_key, params, holdouts)
             out.update(holdout_solved=(returns > 0).sum().astype(jnp.float32), holdout_return=returns.sum())
         if sampled_named is not None:
-            returns, _, _ = sampled_named(policy_params, named_sample_key, params, tiled(holdouts))
+            returns, _, _ = sampled_named(policy_params, named_sample_key, params, repeat_levels(holdouts, attempts))
             out["holdout_sampled"] = (returns > 0).sum().astype(jnp.float32)
         if config.eval_random:
             level_keys = jax.random.split(jax.random.key(EVAL_LEVELS_SEED), config.eval_random)
@@ -175,7 +177,7 @@ def training_evaluation(config: Any, env: Any, act: Callable, initial_memory: Ca
                        random_count=count.astype(jnp.float32),
                        random_cvar10=jnp.where(count > 0, cvar10, 0.0))
             if sampled_random is not None:
-                returns, _, _ = sampled_random(policy_params, random_sample_key, params, tiled(levels))
+                returns, _, _ = sampled_random(policy_params, random_sample_key, params, repeat_levels(levels, attempts))
                 out["random_sampled"] = ((returns > 0) & jnp.tile(solvable, attempts)).sum().astype(jnp.float32)
         return out
 
