@@ -85,3 +85,25 @@ def test_train_writes_run_directory_and_refuses_to_overwrite(tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 2 and "--overwrite" in again.stderr and "Traceback" not in again.stderr
     assert (out / "metrics.csv").read_bytes() == before
+
+
+def test_command_line_layers_import_downwards_only():
+    """The command line is a package in layers: ``common`` imports no other command module, each
+    subcommand imports only ``common``, and only the package's top registers them (no circle)."""
+    import ast
+    from pathlib import Path
+
+    import jaxrl.cli
+
+    package = Path(jaxrl.cli.__file__).parent
+    for path in package.glob("*.py"):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("jaxrl.cli"):
+                imported |= {node.module} if node.module != "jaxrl.cli" else {f"jaxrl.cli.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names if a.name.startswith("jaxrl.cli")}
+        if path.stem == "common":
+            assert not imported, imported
+        elif path.stem not in ("__init__", "__main__"):
+            assert imported <= {"jaxrl.cli.common"}, (path.name, imported)

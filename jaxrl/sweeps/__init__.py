@@ -1,3 +1,3 @@
 """Sweeps: grids and random searches of hyperparameters x seeds, one compiled program per
-structural group (``plan``, ``run``), their results and plots (``result``, ``plots``) and the
-``jaxrl sweep`` command (``cli``)."""
+structural group (``plan``, ``run``), their results and plots (``result``, ``plots``); the
+``jaxrl sweep`` command is ``jaxrl.cli.sweep``."""

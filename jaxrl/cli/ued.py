@@ -19,12 +19,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from jaxrl.cli.common import add_train_arguments, read_levels_file, run_train
 from jaxrl.core.contract import ConfigError
 
 
 def add_parser(subparsers: Any) -> None:
-    from jaxrl.cli import add_train_arguments
-
     parser = subparsers.add_parser("ued", help="train with a curriculum (dr, plr, robust-plr, accel, sfl, paired)", description=(
         "Train recurrent PPO with CURRICULUM choosing the levels of every update inside the compiled program "
         "(the level buffer is part of the run state). Settings such as replay_prob, temperature, staleness, "
@@ -39,19 +38,7 @@ def add_parser(subparsers: Any) -> None:
         "random solvable levels to evaluate on after training (default 1000; 0: none)"))
 
 
-def read_levels_file(env: Any, path: str) -> Any:
-    """The levels in ``path`` (stacked), checked by the environment's reader; ``ConfigError``
-    with one line for a missing, malformed or unsolvable file."""
-    if not hasattr(env, "read_levels"):
-        raise ConfigError(f"{env.name}'s levels cannot be read from a file")
-    try:
-        return env.read_levels(path)
-    except (ValueError, OSError) as error:
-        raise ConfigError(str(error).splitlines()[0]) from None
-
-
 def run_command(args: argparse.Namespace) -> int:
-    from jaxrl.cli import _cmd_train
     from jaxrl.core.environments import make_env
     from jaxrl.curricula.curriculum import CURRICULA
 
@@ -67,7 +54,7 @@ def run_command(args: argparse.Namespace) -> int:
         levels = read_levels_file(env, args.levels)
         extra["train_levels"] = env.levels_to_text(levels)
     args.algorithm = args.curriculum
-    return _cmd_train(args, extra, after=lambda result, path: after_training(result, path, args.eval_levels, args.seed))
+    return run_train(args, extra, after=lambda result, path: after_training(result, path, args.eval_levels, args.seed))
 
 
 def after_training(result: Any, path: Path, random_levels: int, seed: int) -> None:

@@ -1,13 +1,10 @@
-"""The ``jaxrl`` command: ``train``, ``eval``, ``sweep``, ``meta-train``, ``list``. Bad input ends with one line on stderr
-and exit code 2, never a traceback, and never touches an existing run."""
+"""What the ``jaxrl`` subcommands share: the one-line usage error, ``KEY=VALUE`` lists, the
+training options and the training command (``train``, which ``ued`` extends), the run directory a
+command writes. Nothing here imports a subcommand's module: the subcommands sit above it."""
 
 from __future__ import annotations
 
 import argparse
-import atexit
-import os
-import sys
-import threading
 from typing import Any, Sequence
 
 EXIT_BAD_INPUT = 2
@@ -17,7 +14,7 @@ class UsageError(Exception):
     pass
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line instead of usage + message
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
@@ -72,75 +69,7 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
         "do not use JAX's persistent compilation cache (also JAXRL_COMPILATION_CACHE=0)"))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="jaxrl",
-        description="JAX-native reinforcement learning: whole training runs compiled into one XLA program.",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    train = sub.add_parser("train", help="train an agent on an environment over several seeds", description=(
-        "Train ALGORITHM on --env, all seeds vmapped in one compiled program. Writes config.json, "
-        "metrics.csv and curve.png into --out, and checkpoints of the whole run state into "
-        "--out/checkpoints, from which --resume continues a run that was stopped."
-    ))
-    train.add_argument("algorithm", help="algorithm name (see `jaxrl list`)")
-    add_train_arguments(train)
-
-    evaluate = sub.add_parser("eval", help="evaluate a trained run's deterministic policies", description=(
-        "Run the deterministic (greedy / mean) policy of every seed of RUN_DIR's newest checkpoint for "
-        "--episodes episodes, print the mean return with a 95% bootstrap interval and write RUN_DIR/eval.json."
-    ))
-    evaluate.add_argument("run_dir", help="a run directory written by `jaxrl train`")
-    evaluate.add_argument("--episodes", type=int, default=100, help="episodes per seed (default 100)")
-    evaluate.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
-    evaluate.add_argument("--max-steps", type=int, default=None, help="stop episodes after this many steps (default 100000)")
-    evaluate.add_argument("--render", action="store_true", help="also write RUN_DIR/episode.gif of one episode of seed 0")
-    evaluate.add_argument("--levels", metavar="FILE", default=None, help=(
-        "instead, play every level in FILE once per seed (mazes as text separated by blank lines): solve rate and "
-        "return, with the worst 10%% of levels, written to RUN_DIR/eval_levels.json"))
-
-    from jaxrl.sweeps.cli import add_parser as add_sweep_parser
-
-    add_sweep_parser(sub)
-
-    from jaxrl.meta.cli import add_parser as add_meta_parser
-
-    add_meta_parser(sub)
-
-    from jaxrl.curricula.cli import add_parser as add_ued_parser
-
-    add_ued_parser(sub)
-
-    sub.add_parser("list", help="list algorithms and environments")
-    return parser
-
-
-def _cmd_list() -> int:
-    import envs
-    from jaxrl.core.contract import get_algorithm, list_algorithms
-
-    print("algorithms:")
-    for name in list_algorithms():
-        algo = get_algorithm(name)
-        kinds = "/".join(k for k, ok in (("discrete", algo.discrete), ("continuous", algo.continuous)) if ok)
-        print(f"  {name:10s} {algo.summary} [{kinds}]")
-    from envs import suites
-
-    print("environments:")
-    prefixes = tuple(f"{prefix}/" for prefix in suites.SUITES)
-    for name in envs.list_envs():
-        if not name.startswith(prefixes):
-            print(f"  {name}")
-    for suite in suites.SUITES.values():
-        status = "installed" if suites.installed(suite) else f"not installed: {suites.install_hint(suite)}"
-        print(f"{suite.prefix} environments ({status}):")
-        for name in suites.names(suite):
-            print(f"  {suite.prefix}/{name}")
-    return 0
-
-
-def _safe_name(text: str) -> str:
+def safe_name(text: str) -> str:
     """A single path component from a user-given name: no separators, no leading dots."""
     cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in text).lstrip(".")
     return cleaned or "run"
@@ -182,7 +111,20 @@ def optimizer_overrides(value: str, overrides: dict[str, Any]) -> dict[str, Any]
     return {"optimizer": value}
 
 
-def _cmd_train(args: argparse.Namespace, extra_overrides: dict[str, Any] | None = None, after: Any = None) -> int:
+def read_levels_file(env: Any, path: str) -> Any:
+    """The levels in ``path`` (stacked), checked by the environment's reader; ``ConfigError``
+    with one line for a missing, malformed or unsolvable file."""
+    from jaxrl.core.contract import ConfigError
+
+    if not hasattr(env, "read_levels"):
+        raise ConfigError(f"{env.name}'s levels cannot be read from a file")
+    try:
+        return env.read_levels(path)
+    except (ValueError, OSError) as error:
+        raise ConfigError(str(error).splitlines()[0]) from None
+
+
+def run_train(args: argparse.Namespace, extra_overrides: dict[str, Any] | None = None, after: Any = None) -> int:
     """`jaxrl train` (and `jaxrl ued`, which adds settings and calls ``after(result, path)``)."""
     from pathlib import Path
 
@@ -212,7 +154,7 @@ def _cmd_train(args: argparse.Namespace, extra_overrides: dict[str, Any] | None 
         raise ConfigError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     if args.keep_checkpoints < 1:
         raise ConfigError(f"--keep-checkpoints must be >= 1, got {args.keep_checkpoints}")
-    out = output_dir(args, f"{_safe_name(args.algorithm)}-{_safe_name(args.env.replace('/', '_'))}")
+    out = output_dir(args, f"{safe_name(args.algorithm)}-{safe_name(args.env.replace('/', '_'))}")
     # train_run validates names, settings, loggers and the run directory (or checkpoint) before
     # any compilation, and touches nothing on disk when they are wrong.
     result = train_run(
@@ -242,114 +184,3 @@ def _cmd_train(args: argparse.Namespace, extra_overrides: dict[str, Any] | None 
     if after is not None:
         after(result, path)
     return 0
-
-
-def _cmd_eval(args: argparse.Namespace) -> int:
-    import json
-
-    from jaxrl.analysis.evaluation import check_renderable, evaluate_loaded, render_loaded
-    from jaxrl.core.contract import ConfigError
-    from jaxrl.driver.rundir import _atomic_write
-    from jaxrl.driver.run import load_run
-
-    if args.episodes < 1:
-        raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
-    if args.max_steps is not None and args.max_steps < 1:
-        raise ConfigError(f"--max-steps must be >= 1, got {args.max_steps}")
-    run = load_run(args.run_dir)
-    if args.levels is not None:
-        return _eval_levels(run, args.levels, args.seed)
-    if args.render:
-        check_renderable(run)  # refuse before evaluating, not after
-    report = evaluate_loaded(run, args.episodes, seed=args.seed, max_steps=args.max_steps)
-    _atomic_write(run.path / "eval.json", lambda p: p.write_text(json.dumps(report.to_json(), indent=2) + "\n"))
-    low, high = report.ci95
-    seeds = report.returns.shape[0]
-    print(
-        f"{report.algorithm} on {report.env_name} at {report.checkpoint_env_steps:,} steps: mean return "
-        f"{report.mean_return:.1f} (95% CI {low:.1f} to {high:.1f}) over {seeds} seed{'s' if seeds > 1 else ''} "
-        f"x {report.episodes} episodes -> {run.path / 'eval.json'}"
-    )
-    if args.render:
-        gif = render_loaded(run, seed=args.seed, max_steps=args.max_steps)
-        print(f"one episode of seed 0 -> {gif}")
-    return 0
-
-
-def _eval_levels(run: Any, levels_file: str, seed: int) -> int:
-    """`jaxrl eval RUN --levels FILE`."""
-    import json
-
-    from jaxrl.curricula.cli import read_levels_file
-    from jaxrl.curricula.evaluation import play_levels, summary
-    from jaxrl.driver.rundir import _atomic_write
-
-    levels = read_levels_file(run.train.env, levels_file)
-    report = {"levels_file": str(levels_file), "policy": "deterministic", "eval_seed": seed,
-              **summary(*play_levels(run.train, run.policy_params(), levels, seed=seed))}
-    _atomic_write(run.path / "eval_levels.json", lambda p: p.write_text(json.dumps(report, indent=2) + "\n"))
-    print(f"{run.algorithm.name} on {report['levels']} levels of {levels_file}: solve rate {report['solve_rate']:.2f} "
-          f"(worst 10% {report['solve_rate_cvar10']:.2f}), mean return {report['mean_return']:.3f} -> {run.path / 'eval_levels.json'}")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-        if args.command is None:
-            parser.print_help()
-            return 0
-        if args.command == "list":
-            return _cmd_list()
-        if args.command == "eval":
-            return _cmd_eval(args)
-        if getattr(args, "no_compile_cache", False):
-            from jaxrl import _platform
-
-            _platform.disable_compilation_cache()
-        if args.command == "sweep":
-            from jaxrl.sweeps.cli import run_command
-
-            return run_command(args)
-        if args.command == "meta-train":
-            from jaxrl.meta.cli import run_command as run_meta
-
-            return run_meta(args)
-        if args.command == "ued":
-            from jaxrl.curricula.cli import run_command as run_ued
-
-            return run_ued(args)
-        return _cmd_train(args)
-    except UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except Exception as error:  # noqa: BLE001 - bad input classes are known; anything else is a bug
-        from envs import InvalidEnvSetting, UnknownEnvironmentError
-        from jaxrl.core.contract import ConfigError
-
-        if isinstance(error, (ConfigError, UnknownEnvironmentError, InvalidEnvSetting)):
-            print(f"error: {error}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        raise
-
-
-def entry() -> None:
-    """The ``jaxrl`` command: ``main``, then a quick exit. Once a command has returned, its files
-    are written and closed, its checkpoints finished (``CheckpointStore.close``) and its loggers
-    closed; what remains of a normal exit is the interpreter tearing down every module and XLA's
-    objects, 0.3-0.4 s of a newcomer's 6 s first command (experiments/bench/startup.py). So the
-    exit handlers run (wandb's and logging's among them) and the process ends without the
-    teardown. Skipped while another non-daemon thread runs, which a normal exit would wait for.
-    ``main`` itself returns normally, for tests and for callers in Python."""
-    code = main()
-    if any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
-        sys.exit(code)
-    atexit._run_exitfuncs()  # noqa: SLF001 - the handlers a normal exit would run
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    os._exit(code)
-
-
-if __name__ == "__main__":
-    entry()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from jaxrl.cli import _safe_name, key_values, output_dir
+from jaxrl.cli.common import key_values, output_dir, safe_name
 from jaxrl.meta.es import STRATEGIES
 
 
@@ -99,7 +99,7 @@ def run_command(args: argparse.Namespace) -> int:
         field = args.field
     elif args.log_space:
         raise ConfigError("--log-space goes with --field (a scalar hyperparameter such as lr)")
-    out = output_dir(args, f"meta-{_safe_name(args.algorithm)}-{_safe_name(args.env.split(',')[0].replace('/', '_'))}")
+    out = output_dir(args, f"meta-{safe_name(args.algorithm)}-{safe_name(args.env.split(',')[0].replace('/', '_'))}")
     result = meta_train(
         algorithm, args.env, out, field=field,
         generations=args.generations, seed=args.seed, checkpoint_every=args.checkpoint_every,

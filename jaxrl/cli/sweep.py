@@ -1,5 +1,4 @@
-"""``jaxrl sweep``: the command-line face of ``jaxrl.sweep``. Kept apart from ``jaxrl.cli`` so
-that file only registers the subcommand and dispatches to it.
+"""``jaxrl sweep``: the command-line face of ``jaxrl.sweep``.
 
     jaxrl sweep ppo --env CartPole-v1 --grid lr=1e-4,3e-4,1e-3 --grid ent_coef=0,0.01 --seeds 8 --out runs/s
     jaxrl sweep ppo --env CartPole-v1 --random lr=loguniform:1e-5:1e-2 --samples 32 --seeds 2
@@ -14,7 +13,7 @@ import argparse
 from pathlib import Path
 from typing import Any, Sequence
 
-from jaxrl.cli import key_values
+from jaxrl.cli.common import key_values
 from jaxrl.core.contract import ConfigError
 
 
