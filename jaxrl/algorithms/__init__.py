@@ -6,6 +6,7 @@ from jaxrl.core.contract import register_lazy
 
 _BUILT_IN = {
     "ppo": "ppo",
+    "a2c": "a2c",
     "mdpo": "ppo",
     "lpo": "lpo",
     "ta-lpo": "lpo",

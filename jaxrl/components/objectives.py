@@ -101,3 +101,10 @@ def mdpo(terms: PolicyTerms, hparams: Any, progress: Progress) -> tuple[jax.Arra
     step_size = mdpo_step_size(progress.step, progress.num_updates)
     loss = mdpo_policy_loss(terms.log_prob, terms.old_log_prob, terms.advantage, kl, step_size)
     return loss, {"kl": kl.mean(), "mdpo_step_size": step_size}
+
+
+@register_objective("pg")
+def policy_gradient(terms: PolicyTerms, hparams: Any, progress: Progress) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """The plain policy gradient, -E[log pi_theta(a | s) A] (A2C: Mnih et al., 2016, Algorithm S3):
+    no ratio, no clip, so its gradient is the score function times the advantage at any step."""
+    return -(terms.log_prob * terms.advantage).mean(), {}

@@ -121,7 +121,9 @@ def sgd(args: OptimizerArgs) -> optax.GradientTransformation:
 
 @register_optimizer("rmsprop")
 def rmsprop(args: OptimizerArgs) -> optax.GradientTransformation:
-    return optax.rmsprop(args.lr) if args.eps is None else optax.rmsprop(args.lr, eps=args.eps)
+    """RMSProp with the squared-gradient average's decay 0.99 (A3C's, Mnih et al. 2016, and
+    PyTorch's default; optax's is 0.9)."""
+    return optax.rmsprop(args.lr, decay=0.99, **({} if args.eps is None else {"eps": args.eps}))
 
 
 def learning_rate(lr: jax.Array, progress: Progress, anneal: bool) -> jax.Array:
