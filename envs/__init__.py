@@ -77,3 +77,5 @@ __all__ = [
 
 # The kit's own grid maze registers itself as "maze" (cheap: no arrays, no matplotlib).
 import envs.maze  # noqa: E402,F401
+# LPG's and GROOVE's grid worlds register "gridworld" and "gridworld/<LPG level>" (no arrays made).
+import envs.gridworld  # noqa: E402,F401
