@@ -25,3 +25,5 @@ for _name, _module in _BUILT_IN.items():
 for _name in ("dr", "plr", "robust-plr", "accel", "sfl"):  # curricula over recurrent PPO
     register_lazy(_name, "jaxrl.curricula.curriculum")
 register_lazy("paired", "jaxrl.curricula.paired")
+for _name in ("lpg", "ta-lpg"):  # agents trained by a learned update rule
+    register_lazy(_name, "jaxrl.rules.agent")
