@@ -172,7 +172,7 @@ def build(config: LPGConfig, env: envs.Environment) -> Agent:
 
     return RuleAgent(init=init, update=compose(collect, learn), act=act, policy_params=policy_params,
                      steps_per_update=batch_size, num_updates=num_updates, collect=collect, learn=learn,
-                     rule_update=update, rule_inputs=rule_inputs, net=net)
+                     rule_update=update, rule_inputs=rule_inputs, net=net, vec_env=vec_env)
 
 
 @dataclass(frozen=True)
@@ -183,6 +183,7 @@ class RuleAgent(Agent):
     rule_update: Callable | None = None
     rule_inputs: Callable | None = None
     net: Any = None
+    vec_env: Any = None
 
 
 def defaults(env_name: str, discrete: bool, rule: str = "lpg") -> tuple[LPGConfig, LPGHParams]:

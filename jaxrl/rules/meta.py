@@ -1,0 +1,222 @@
+"""Meta-training a learned update rule by meta-gradients (LPG, Oh et al. 2020, Section 3), as one
+compiled program per meta-step.
+
+A population of ``num_agents`` agents lives on grid-world levels (``envs.gridworld``), each on its
+own level with ``num_envs`` copies of it. A meta-step, for every agent at once (vmapped):
+
+1. ``inner_updates`` (K) updates of the agent by the rule, each on a fresh rollout of
+   ``num_steps`` steps, differentiated through (``remat`` recomputes them in the backward pass);
+2. a fresh rollout of the updated agent, on which the meta-objective is the policy gradient with
+   advantages from the agent's own critic (GAE, normalised; the critic is a value table or network
+   trained here on every rollout, outside the meta-gradient), plus LPG's regularisers: entropies
+   of pi and y (raised, beta0 and beta1) and the squares of pi_hat and y_hat (lowered, beta2 and
+   beta3);
+3. the gradient of the mean over agents with respect to the rule's weights, clipped to a global
+   norm of ``meta_max_grad_norm``, one Adam step.
+
+Agents persist across meta-steps (truncated backpropagation inside a lifetime); one whose lifetime
+(the level's, in agent updates, rounded up to a multiple of K) has ended starts again: a new level,
+new weights, a new critic and new hyperparameters (lr and alpha_y each scaled by 2^u, u uniform in
+[-1, 1], around the settings; LPG drew them per lifetime too). The lifetime inputs of TA-LPG are the
+agent's n/N and N.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+import envs
+from jaxrl.components.gae import gae
+from jaxrl.components.rollout import restart_on_levels
+from jaxrl.core.contract import Progress, require
+from jaxrl.rules.agent import LPGConfig, LPGHParams, build, initial_rule_params
+
+
+@dataclass(frozen=True)
+class MetaConfig:
+    rule: str = "lpg"  # lpg | ta-lpg
+    levels: str = "small"  # a level space of envs.gridworld.SPACES
+    num_agents: int = 32
+    num_envs: int = 16
+    num_steps: int = 20
+    inner_updates: int = 5  # K
+    hidden_size: int = 256  # the update network's LSTM width (LPG: 256)
+    num_bins: int = 30  # m (LPG: 30)
+    remat: bool = False
+    meta_lr: float = 1e-4
+    meta_max_grad_norm: float = 0.5
+    beta_pi_entropy: float = 0.05  # beta0
+    beta_y_entropy: float = 1e-3  # beta1
+    beta_pi_hat: float = 5e-3  # beta2
+    beta_y_hat: float = 1e-3  # beta3
+    lr: float = 40.0  # the agents' (tables, SGD), scaled per lifetime
+    alpha_y: float = 0.5
+    gamma: float = 0.99
+    critic_lr: float = 0.05  # Adam's: SGD at the tables' lr 40 diverges where a state fills the batch
+    critic_lambda: float = 0.95
+
+    def check(self) -> None:
+        require(self.rule in ("lpg", "ta-lpg"), f"rule must be lpg or ta-lpg, got {self.rule!r}")
+        for name in ("num_agents", "num_envs", "num_steps", "inner_updates", "hidden_size", "num_bins"):
+            require(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("meta_lr", "meta_max_grad_norm", "lr", "alpha_y", "critic_lr"):
+            require(getattr(self, name) > 0, f"{name} must be positive, got {getattr(self, name)}")
+
+
+class Critic(nn.Module):
+    """The meta-objective's value function: a table on one-hot observations (no bias), else an MLP."""
+
+    tabular: bool
+
+    @nn.compact
+    def __call__(self, obs):
+        x = obs if self.tabular else nn.relu(nn.Dense(64)(obs))
+        return nn.Dense(1, use_bias=not self.tabular, kernel_init=nn.initializers.zeros)(x)[..., 0]
+
+
+@struct.dataclass
+class Slot:
+    """One agent of the population and its lifetime."""
+
+    agent: Any  # LPGState
+    critic: Any
+    critic_opt: Any
+    hparams: LPGHParams  # lr and alpha_y of this lifetime (rule_params filled in at the meta-step)
+    level: Any
+    n: jax.Array  # updates done in this lifetime
+    lifetime: jax.Array  # N, a multiple of K
+
+
+@struct.dataclass
+class MetaState:
+    rule_params: Any
+    opt_state: Any
+    slots: Slot  # batched over agents
+    key: jax.Array
+    step: jax.Array
+
+
+class MetaGradient:
+    """``init(key) -> MetaState`` and ``step(state) -> (state, row)``, both pure and jitted."""
+
+    def __init__(self, config: MetaConfig):
+        config.check()
+        self.config = config
+        self.env, self.env_params = envs.make("gridworld", levels=config.levels)
+        self.agent_config = LPGConfig(num_envs=config.num_envs, num_steps=config.num_steps, rule=config.rule,
+                                      num_bins=config.num_bins, rule_hidden=config.hidden_size, total_steps=10**9)
+        self.agent = build(self.agent_config, self.env)
+        self.critic = Critic(tabular=not self.agent_config.hidden_sizes)
+        self.meta_tx = optax.chain(optax.clip_by_global_norm(config.meta_max_grad_norm), optax.adam(config.meta_lr))
+        self.critic_tx = optax.adam(config.critic_lr)
+        self.init = jax.jit(self._init)
+        self.step = jax.jit(self._step, donate_argnums=0)
+
+    # ------------------------------------------------------------------ lifetimes
+    def _new_slot(self, key: jax.Array) -> Slot:
+        c = self.config
+        level_key, lr_key, alpha_key, agent_key, restart_key, critic_key = jax.random.split(key, 6)
+        level = self.env.sample_level(level_key, self.env_params)
+        scale = lambda k: 2.0 ** jax.random.uniform(k, minval=-1.0, maxval=1.0)  # noqa: E731
+        hparams = LPGHParams(lr=c.lr * scale(lr_key), alpha_y=c.alpha_y * scale(alpha_key), gamma=jnp.float32(c.gamma))
+        agent = self.agent.init(agent_key, hparams, self.env_params)
+        levels = jax.tree.map(lambda x: jnp.broadcast_to(x, (c.num_envs, *jnp.shape(x))), level)
+        agent = agent.replace(env=restart_on_levels(self.agent.vec_env, agent.env, restart_key, levels))
+        obs = agent.env.obs[:1]
+        critic = self.critic.init(critic_key, obs)
+        k = c.inner_updates
+        lifetime = (jnp.maximum(level.lifetime, 1) + k - 1) // k * k
+        return Slot(agent, critic, self.critic_tx.init(critic), hparams, level, jnp.int32(0), lifetime.astype(jnp.int32))
+
+    def _init(self, key: jax.Array) -> MetaState:
+        rule_key, slots_key, key = jax.random.split(key, 3)
+        rule_params = initial_rule_params(self.agent_config, rule_key)
+        slots = jax.vmap(self._new_slot)(jax.random.split(slots_key, self.config.num_agents))
+        return MetaState(rule_params, self.meta_tx.init(rule_params), slots, key, jnp.int32(0))
+
+    # ------------------------------------------------------------------ one agent's segment
+    def _critic_targets(self, critic, traj):
+        value = self.critic.apply(critic, traj.obs)
+        next_value = self.critic.apply(critic, traj.next_obs)
+        return gae(traj.reward, value, next_value, traj.terminated, traj.done, self.config.gamma, self.config.critic_lambda)
+
+    def _segment(self, rule_params, slot: Slot):
+        """K updates, a fresh rollout and the meta-objective of one agent: (loss, (slot, metrics))."""
+        c = self.config
+        hparams = slot.hparams.replace(rule_params=rule_params)
+
+        def inner(state, k):
+            state, traj = self.agent.collect(state, hparams, slot.n + k)
+            progress = Progress(jnp.minimum(slot.n + k, slot.lifetime), slot.lifetime)
+            state, metrics = self.agent.rule_update(state, hparams, traj, progress, slot.lifetime)
+            return state, (traj, metrics)
+
+        if c.remat:
+            inner = jax.checkpoint(inner)
+        state, (trajs, metrics) = jax.lax.scan(inner, slot.agent, jnp.arange(c.inner_updates))
+        state, fresh = self.agent.collect(state, hparams, slot.n + c.inner_updates)
+        advantage, _ = self._critic_targets(slot.critic, fresh)
+        advantage = jax.lax.stop_gradient((advantage - advantage.mean()) / (advantage.std() + 1e-8))
+        logits, y_logits = self.agent.net.apply(state.params, fresh.obs)
+        log_pi = jax.nn.log_softmax(logits)
+        log_pi_a = jnp.take_along_axis(log_pi, fresh.action[..., None], -1)[..., 0]
+        pi_entropy = -jnp.sum(jnp.exp(log_pi) * log_pi, -1).mean()
+        log_y = jax.nn.log_softmax(y_logits)
+        y_entropy = -jnp.sum(jnp.exp(log_y) * log_y, -1).mean()
+        policy_gradient = -jnp.mean(log_pi_a * advantage)
+        loss = (policy_gradient - c.beta_pi_entropy * pi_entropy - c.beta_y_entropy * y_entropy
+                + c.beta_pi_hat * metrics["pi_hat_sq"].mean() + c.beta_y_hat * metrics["y_hat_sq"].mean())
+        # The critic learns from every rollout of the segment, outside the meta-gradient.
+        critic, critic_opt = slot.critic, slot.critic_opt
+        rollouts = jax.tree.map(lambda t, f: jnp.concatenate([t, f[None]]), trajs, fresh)
+        for i in range(c.inner_updates + 1):
+            traj = jax.tree.map(lambda x: jax.lax.stop_gradient(x[i]), rollouts)
+            _, target = self._critic_targets(critic, traj)
+            grads = jax.grad(lambda p: 0.5 * jnp.mean((self.critic.apply(p, traj.obs) - target) ** 2))(critic)
+            updates, critic_opt = self.critic_tx.update(grads, critic_opt, critic)
+            critic = optax.apply_updates(critic, updates)
+        ended = fresh.episode_done
+        fresh_target = self._critic_targets(slot.critic, fresh)[1]
+        critic_error = lambda p: 0.5 * jnp.mean((self.critic.apply(p, fresh.obs) - fresh_target) ** 2)  # noqa: E731
+        out = {
+            "meta_loss": loss, "policy_gradient": policy_gradient, "pi_entropy": pi_entropy, "y_entropy": y_entropy,
+            "pi_hat_sq": metrics["pi_hat_sq"].mean(), "y_hat_sq": metrics["y_hat_sq"].mean(),
+            "pi_hat_mean": metrics["pi_hat_mean"].mean(),
+            # On the fresh rollout, towards its targets under the critic it started with: before and after its updates.
+            "critic_loss": critic_error(slot.critic), "critic_loss_after": critic_error(critic),
+            "return_sum": jnp.sum(jnp.where(ended, fresh.episode_return, 0.0)), "episodes": ended.sum(),
+        }
+        slot = slot.replace(agent=jax.lax.stop_gradient(state), critic=critic, critic_opt=critic_opt,
+                            n=slot.n + c.inner_updates)
+        return loss, (slot, out)
+
+    # ------------------------------------------------------------------ the meta-step
+    def _step(self, state: MetaState) -> tuple[MetaState, dict[str, jax.Array]]:
+        def population_loss(rule_params):
+            losses, (slots, out) = jax.vmap(self._segment, in_axes=(None, 0))(rule_params, state.slots)
+            return losses.mean(), (slots, out)
+
+        (loss, (slots, out)), grads = jax.value_and_grad(population_loss, has_aux=True)(state.rule_params)
+        updates, opt_state = self.meta_tx.update(grads, state.opt_state, state.rule_params)
+        rule_params = optax.apply_updates(state.rule_params, updates)
+        key, reset_key = jax.random.split(state.key)
+        ended = slots.n >= slots.lifetime
+        fresh = jax.vmap(self._new_slot)(jax.random.split(reset_key, self.config.num_agents))
+        slots = jax.tree.map(lambda new, old: jnp.where(ended.reshape(ended.shape + (1,) * (old.ndim - 1)), new, old),
+                             fresh, slots)
+        row = {k: v.mean() for k, v in out.items() if k not in ("return_sum", "episodes")}
+        row["mean_return"] = out["return_sum"].sum() / jnp.maximum(out["episodes"].sum(), 1)
+        row["grad_norm"] = optax.global_norm(grads)
+        row["lifetimes_ended"] = ended.sum()
+        return MetaState(rule_params, opt_state, slots, key, state.step + 1), row
+
+
+def with_settings(config: MetaConfig, **settings: Any) -> MetaConfig:
+    return replace(config, **settings)
