@@ -60,6 +60,8 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (needs wandb; project from WANDB_PROJECT)")
     train.add_argument("--objective", metavar="META_DIR", default=None, help=(
         "train with the learned weights a `jaxrl meta-train` run wrote into META_DIR (lpo, ta-lpo)"))
+    train.add_argument("--rule", metavar="META_DIR", default=None, help=(
+        "with lpg or ta-lpg: train with the update rule a `jaxrl meta-train lpg` (or ta-lpg) run wrote into META_DIR"))
     train.add_argument("--optimizer", metavar="NAME|learned:META_DIR", default=None, help=(
         "the optimizer: a name (adam, sgd, rmsprop, learned_mlp, ...; as --set optimizer=NAME) or "
         "learned:META_DIR, the learned optimizer a `jaxrl meta-train optimizer` run wrote into META_DIR, at the lr (step "
@@ -124,6 +126,24 @@ def read_levels_file(env: Any, path: str) -> Any:
         raise ConfigError(str(error).splitlines()[0]) from None
 
 
+def rule_overrides(meta_dir: str, algorithm: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The settings ``--rule META_DIR`` stands for: the learned rule's weights and its shape."""
+    from jaxrl.core.contract import ConfigError
+    from jaxrl.rules.run import load_rule
+
+    if algorithm not in ("lpg", "ta-lpg"):
+        raise ConfigError(f"--rule goes with lpg or ta-lpg, not {algorithm}")
+    if "rule_params" in overrides:
+        raise ConfigError("give the learned rule by --rule or by --set rule_params, not both")
+    weights, settings = load_rule(meta_dir)
+    if settings["rule"] != algorithm:
+        raise ConfigError(f"--rule {meta_dir} holds a {settings['rule']} rule; train it with `jaxrl train {settings['rule']}`")
+    for name, value in settings.items():
+        if name in overrides and str(overrides[name]) != str(value):
+            raise ConfigError(f"--rule {meta_dir} was meta-trained with {name}={value}, not {overrides[name]}")
+    return {**{k: str(v) for k, v in settings.items()}, "rule_params": weights}
+
+
 def run_train(args: argparse.Namespace, extra_overrides: dict[str, Any] | None = None, after: Any = None) -> int:
     """`jaxrl train` (and `jaxrl ued`, which adds settings and calls ``after(result, path)``)."""
     from pathlib import Path
@@ -146,6 +166,8 @@ def run_train(args: argparse.Namespace, extra_overrides: dict[str, Any] | None =
             raise ConfigError(f"--objective {args.objective} holds weights of objective {objective}, not {overrides['objective']}")
     if args.optimizer is not None:
         overrides.update(optimizer_overrides(args.optimizer, overrides))
+    if getattr(args, "rule", None) is not None:
+        overrides.update(rule_overrides(args.rule, args.algorithm, overrides))
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
     if args.log_every is not None and args.log_every < 1:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import numpy as np
+
 from jaxrl.cli.common import key_values, output_dir, safe_name
 from jaxrl.meta.es import STRATEGIES
 
@@ -31,7 +33,9 @@ def add_parser(subparsers: Any) -> None:
             "fitness.png, config.json, checkpoints/ and objective/ (the learned weights) into --out."
         ),
     )
-    parser.add_argument("algorithm", help="algorithm with learned weights (lpo, ta-lpo, dpo), or `optimizer`")
+    parser.add_argument("algorithm", help=(
+        "algorithm with learned weights (lpo, ta-lpo, dpo: by evolution), `optimizer`, or a learned update rule "
+        "(lpg, ta-lpg: by meta-gradient on grid-world levels, jaxrl.rules)"))
     parser.add_argument("--algo", default=None, help="with `optimizer`: the agent that uses it (ppo, mdpo, lpo...; default ppo)")
     parser.add_argument("--optimizer", default=None, help=(
         "with `optimizer`: the learned optimizer to evolve: learned_mlp (default), learned_gru, learned_mlp_noise, "
@@ -41,7 +45,10 @@ def add_parser(subparsers: Any) -> None:
         "the search against a sweep; see --log-space)"))
     parser.add_argument("--log-space", action="store_true", help=(
         "search the logarithm of --field (a multiplier of its default; for positive scales such as lr)"))
-    parser.add_argument("--env", required=True, help=(
+    parser.add_argument("--meta-steps", type=int, default=1000, help=(
+        "with lpg or ta-lpg: meta-steps of the update rule by meta-gradient (default 1000; settings such as "
+        "levels=small, num_agents, num_envs, num_steps, inner_updates, hidden_size, num_bins with --set)"))
+    parser.add_argument("--env", default=None, help=(
         "environment name, e.g. CartPole-v1; several, comma-separated (CartPole-v1,Acrobot-v1), make each after "
         "the first one more task (--env-set applies to the first)"))
     parser.add_argument("--strategy", default="open_es", help=f"evolution strategy: {' | '.join(STRATEGIES)} (default open_es)")
@@ -85,6 +92,10 @@ def run_command(args: argparse.Namespace) -> int:
     from jaxrl.meta.run import meta_train
 
     overrides = key_values(args.set, "--set")
+    if args.algorithm in RULES:
+        return _run_rule(args, overrides)
+    if args.env is None:
+        raise ConfigError(f"meta-train {args.algorithm} needs --env")
     algorithm, field = args.algorithm, "objective_params"
     if args.algorithm == "optimizer":
         if "optimizer" in overrides or "optimizer_params" in overrides:
@@ -121,10 +132,31 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
+RULES = ("lpg", "ta-lpg")
+
+
+def _run_rule(args: argparse.Namespace, settings: dict[str, str]) -> int:
+    """`jaxrl meta-train lpg | ta-lpg`: meta-gradient training of an update rule (jaxrl.rules.run)."""
+    from jaxrl.core.values import ConfigError
+    from jaxrl.rules.run import meta_train_rule
+
+    if args.env is not None or args.env_set:
+        raise ConfigError(f"meta-train {args.algorithm} trains on grid-world levels: choose them with --set levels=small|all, "
+                          "not --env")
+    out = output_dir(args, f"meta-{safe_name(args.algorithm)}")
+    result = meta_train_rule(args.algorithm, out, meta_steps=args.meta_steps, settings=settings, seed=args.seed,
+                             checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
+                             resume=args.resume is not None, overwrite=args.overwrite, progress=not args.quiet)
+    rows = result.rows
+    tail = slice(-max(1, len(rows["meta_step"]) // 10), None)
+    print(f"meta-train {args.algorithm}: meta-step {int(rows['meta_step'][-1])}, mean episode return "
+          f"{np.mean(rows['mean_return'][tail]):.3f} over the last 10% of meta-steps ({result.wall_time:.1f} s incl. "
+          f"{result.compile_time:.1f} s for the first meta-step) -> {result.path}")
+    return 0
+
+
 def _noise_summary(rows) -> str:
     """``; fitness std: population P, one member re-evaluated N`` at the last measurement."""
-    import numpy as np
-
     noise = np.asarray(rows.get("fitness_noise_std", []), float)
     measured = np.flatnonzero(np.isfinite(noise))
     if not measured.size:

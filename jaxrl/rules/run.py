@@ -1,0 +1,199 @@
+"""The host driver of meta-gradient meta-training (``jaxrl meta-train lpg | ta-lpg``): meta-steps
+of ``jaxrl.rules.meta.MetaGradient`` (each one compiled program), a progress bar, ``meta.csv`` and
+``meta.png``, Orbax checkpoints of the whole meta state every ``checkpoint_every`` meta-steps with
+an exact ``resume``, and the learned rule in ``rule/`` for ``jaxrl train lpg --rule DIR``.
+
+Layout of a directory::
+
+    config.json            # the rule and its settings (kind "meta-train-rule"), written at the end
+    meta.csv               # one row per meta-step
+    meta.png               # return, meta-objective, entropies and the critic's loss over meta-steps
+    checkpoints/<step>/    # the meta state: rule weights, Adam, every agent, keys
+    rule/<step>/           # the rule's weights at that meta-step (the newest is the trained rule)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import jax
+import numpy as np
+
+from jaxrl.core.values import ConfigError
+from jaxrl.driver import rundir
+from jaxrl.driver.checkpoint import CheckpointError, CheckpointStore, first_difference
+from jaxrl.driver.loggers import ProgressBar
+from jaxrl.driver.spec import arrays_spec, arrays_template, versions
+from jaxrl.rules.meta import MetaConfig, MetaGradient
+
+KIND = "meta-train-rule"
+CHECKPOINTS, RULE = "checkpoints", "rule"
+PLOTTED = (("mean_return", "mean episode return"), ("meta_loss", "meta-objective"),
+           ("pi_entropy", "entropy of pi"), ("critic_loss", "critic's loss"))
+
+
+@dataclass
+class RuleResult:
+    path: Path
+    rows: dict[str, np.ndarray]
+    rule_params: Any
+    wall_time: float
+    compile_time: float
+
+
+def meta_config(rule: str, settings: Mapping[str, Any]) -> MetaConfig:
+    """``MetaConfig`` for ``rule`` with ``settings`` (text from ``--set`` or values), each checked."""
+    fields = {f.name: f for f in dataclasses.fields(MetaConfig)}
+    values: dict[str, Any] = {"rule": rule}
+    for name, value in settings.items():
+        if name not in fields or name == "rule":
+            close = difflib.get_close_matches(name, sorted(fields), n=2, cutoff=0.5)
+            raise ConfigError(f"meta-train {rule} has no setting {name!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+        default = fields[name].default
+        try:
+            if isinstance(default, bool):
+                if str(value).lower() not in ("true", "false", "1", "0"):
+                    raise ValueError
+                value = str(value).lower() in ("true", "1")
+            elif isinstance(default, (int, float)):
+                value = type(default)(float(value) if isinstance(default, float) else int(value))
+        except ValueError:
+            raise ConfigError(f"meta-train {rule}: {name} must be {type(default).__name__}, got {value!r}") from None
+        values[name] = value
+    from envs.gridworld import SPACES
+
+    if values.get("levels", MetaConfig.levels) not in SPACES:
+        raise ConfigError(f"levels must be one of {', '.join(SPACES)}, got {values['levels']!r}")
+    config = MetaConfig(**values)
+    config.check()
+    return config
+
+
+def meta_train_rule(rule: str, out: str | Path, *, meta_steps: int, settings: Mapping[str, Any] | None = None,
+                    seed: int = 0, checkpoint_every: int = 10, keep_checkpoints: int = 2, resume: bool = False,
+                    overwrite: bool = False, progress: bool = True) -> RuleResult:
+    for name, value, low in (("meta_steps", meta_steps, 1), ("checkpoint_every", checkpoint_every, 0),
+                             ("keep_checkpoints", keep_checkpoints, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+    config = meta_config(rule, settings or {})
+    spec = {"kind": KIND, "rule": rule, "config": dataclasses.asdict(config), "seed": int(seed)}
+    path = Path(out).expanduser().resolve()
+    program = MetaGradient(config)
+    state = program.init(jax.random.PRNGKey(seed))
+    rows: dict[str, list[float]] = {}
+    done, wall_before = 0, 0.0
+    if resume:
+        if not (path / CHECKPOINTS).is_dir():
+            raise CheckpointError(f"{path} is not a meta-training directory with checkpoints to resume")
+        with CheckpointStore(path / CHECKPOINTS) as saved:
+            metadata = saved.read_metadata()
+            difference = first_difference(metadata.get("spec", {}), spec)
+            if difference:
+                raise CheckpointError(f"cannot resume {path}: {difference}")
+            state, metadata = saved.restore(jax.eval_shape(lambda: state))
+        rows = {k: [float(v) for v in values] for k, values in metadata["rows"].items()}
+        done, wall_before = int(metadata["meta_steps_done"]), float(metadata["wall_time"])
+        if done > meta_steps:
+            raise ConfigError(f"{path} already ran {done} meta-steps; ask for at least that many")
+    else:
+        path = rundir.prepare(path, overwrite)
+    store = CheckpointStore(path / CHECKPOINTS, keep=keep_checkpoints, writable=True)
+    rules = CheckpointStore(path / RULE, keep=1, writable=True)
+    env_steps = config.num_agents * config.num_envs * config.num_steps * (config.inner_updates + 1)
+    bar = ProgressBar(meta_steps, f"meta-train {rule} ({config.levels} levels)", done) if progress else None
+    start, compile_time = time.perf_counter(), 0.0
+
+    def save(steps_done: int) -> None:
+        metadata = {"spec": spec, "meta_steps_done": steps_done, "wall_time": wall_before + time.perf_counter() - start,
+                    "rows": {k: [repr(float(v)) for v in values] for k, values in rows.items()}, "versions": versions()}
+        store.save(steps_done, state, metadata)
+        weights = jax.tree.map(np.asarray, state.rule_params)
+        rules.save(steps_done, weights, {"spec": spec, "meta_step": steps_done, "rule_params": arrays_spec(weights)})
+        _write_table(path, rows)
+
+    try:
+        for step in range(done, meta_steps):
+            tick = time.perf_counter()
+            state, row = program.step(state)
+            row = {k: float(v) for k, v in jax.device_get(row).items()}
+            if step == done:
+                compile_time = time.perf_counter() - tick
+            for name, value in {"meta_step": step + 1, "env_steps": (step + 1) * env_steps,
+                                "wall_time": wall_before + time.perf_counter() - start, **row}.items():
+                rows.setdefault(name, []).append(value)
+            if bar is not None:
+                bar.bar.set_postfix(ret=f"{row['mean_return']:.2f}", loss=f"{row['meta_loss']:.3f}")
+                bar.show(step + 1)
+            if step + 1 == meta_steps or checkpoint_every and (step + 1) % checkpoint_every == 0:
+                save(step + 1)
+        store.wait()
+        rules.wait()
+    finally:
+        if bar is not None:
+            bar.close()
+        store.close()
+        rules.close()
+    _write_table(path, rows)
+    _plot(path, rows, f"meta-train {rule}: {config.num_agents} agents on {config.levels} levels, K={config.inner_updates}")
+    rundir._atomic_write(path / "config.json", lambda p: p.write_text(json.dumps(spec, indent=2) + "\n"))
+    return RuleResult(path, {k: np.asarray(v) for k, v in rows.items()}, state.rule_params,
+                      wall_before + time.perf_counter() - start, compile_time)
+
+
+def _write_table(path: Path, rows: Mapping[str, list[float]]) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    for name in ("meta_step", "env_steps"):
+        frame[name] = frame[name].astype(np.int64)
+    rundir._atomic_write(path / "meta.csv", lambda p: frame.to_csv(p, index=False))
+
+
+def _plot(path: Path, rows: Mapping[str, list[float]], title: str) -> None:
+    import matplotlib.pyplot as plt
+
+    step = np.asarray(rows["meta_step"])
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6), dpi=110, sharex=True)
+    window = max(1, len(step) // 50)
+    for ax, (name, label) in zip(axes.flat, PLOTTED):
+        values = np.asarray(rows[name], float)
+        ax.plot(step, values, color="tab:blue", alpha=0.3)
+        if window > 1:
+            smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+            ax.plot(step[window - 1:], smooth, color="tab:blue", label=f"mean of {window}")
+            ax.legend(fontsize=8)
+        ax.set_title(label, fontsize=9)
+    for ax in axes[-1]:
+        ax.set_xlabel("meta-step")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    rundir._atomic_write(path / "meta.png", lambda p: fig.savefig(p))
+    plt.close(fig)
+
+
+def load_rule(meta_dir: str | Path) -> tuple[Any, dict[str, Any]]:
+    """The newest saved rule of a ``jaxrl meta-train lpg | ta-lpg`` directory and the settings a
+    fresh agent needs to use it (``rule``, ``num_bins``, ``rule_hidden``); ``ConfigError`` for a
+    missing directory or one that is not such a run."""
+    path = Path(meta_dir).expanduser().resolve()
+    if not path.is_dir():
+        raise ConfigError(f"--rule {meta_dir}: no such directory")
+    if not (path / RULE).is_dir():
+        raise ConfigError(f"--rule {meta_dir}: not a rule meta-training directory (no {RULE}/ in it; "
+                          "write one with `jaxrl meta-train lpg`)")
+    with CheckpointStore(path / RULE) as store:
+        metadata = store.read_metadata()
+        spec = metadata.get("spec", {})
+        if spec.get("kind") != KIND:
+            raise ConfigError(f"--rule {meta_dir}: not a meta-trained update rule")
+        weights, _ = store.restore(arrays_template(metadata.get("rule_params"), "rule_params"))
+    config = spec["config"]
+    return jax.tree.map(np.asarray, weights), {"rule": spec["rule"], "num_bins": config["num_bins"],
+                                               "rule_hidden": config["hidden_size"]}
