@@ -8,6 +8,8 @@ import numpy as np
 import optax
 import pytest
 
+from envs.gridworld import make_level
+from jaxrl.curricula.buffer import replay_probabilities
 from jaxrl.rules.meta import MetaConfig, MetaGradient
 
 TINY = dict(num_agents=3, num_envs=2, num_steps=5, inner_updates=2, hidden_size=8, num_bins=4)
@@ -78,3 +80,46 @@ def test_update_network_gradient_is_clipped():
     adam = next(s for s in jax.tree.leaves(state.opt_state, is_leaf=lambda x: hasattr(x, "mu")) if hasattr(s, "mu"))
     assert float(raw) > 1e-3 and float(row["grad_norm"]) == pytest.approx(float(raw), rel=1e-4)
     assert float(optax.global_norm(adam.mu)) == pytest.approx(0.1 * 1e-4, rel=1e-3)
+
+
+GROOVE = dict(TINY, curator="groove", num_envs=4, num_steps=10, min_fill=2)
+
+
+@pytest.fixture(scope="module")
+def groove():
+    return MetaGradient(MetaConfig(**GROOVE))
+
+
+def test_regret_against_hand_computed_returns(groove):
+    """A corridor with +1 to the right and -1 to the left, both ending the episode: an antagonist
+    that always steps right earns 1, an agent that always steps left -1; regret 2 exactly (each
+    copy's first episode only: the restarts after it do not count)."""
+    walls = [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2)]
+    level = make_level(3, start=(0, 1), objects=[((0, 2), 1.0, 1.0, 0.0), ((0, 0), -1.0, 1.0, 0.0)], walls=walls,
+                       max_steps=20, grid=6, max_objects=3)
+    slot = groove._new_slot(jax.random.PRNGKey(1), level)
+
+    def always(params, action):  # a table whose every row prefers ``action`` overwhelmingly
+        kernel = params["params"]["Dense_0"]["kernel"]
+        return {"params": {**params["params"], "Dense_0": {"kernel": kernel.at[:, action].set(50.0)}}}
+
+    slot = slot.replace(agent=slot.agent.replace(params=always(slot.agent.params, 2)),
+                        antagonist=slot.antagonist.replace(params=always(slot.antagonist.params, 3)))
+    regret, a2c, lpg = groove.regret(jax.random.PRNGKey(2), slot)
+    assert (float(a2c), float(lpg), float(regret)) == (1.0, -1.0, 2.0)
+
+
+def test_curator_scores_only_ended_lifetimes_and_replays_only_scored_levels(groove):
+    state = groove.init(jax.random.PRNGKey(3))
+    state = state.replace(slots=state.slots.replace(lifetime=jnp.array([2, 4, 10**6], jnp.int32)))
+    state, row = groove.step(state)  # agent 0's lifetime ends
+    buffer = state.buffer
+    assert int(buffer.size) == 1 and int(row["lifetimes_ended"]) == 1
+    assert float(buffer.scores[np.argmax(np.asarray(buffer.filled))]) == pytest.approx(float(row["regret"]))
+    for _ in range(3):  # no lifetime ends: nothing is scored, whatever is played
+        state = state.replace(slots=state.slots.replace(lifetime=jnp.full((3,), 10**6, jnp.int32)))
+        state, row = groove.step(state)
+        assert int(state.buffer.size) == 1 and int(row["lifetimes_ended"]) == 0 and np.isnan(float(row["regret"]))
+    # the one scored level is the only one that can be replayed
+    probabilities = np.asarray(replay_probabilities(state.buffer, state.step, 1.0, 0.0))
+    assert probabilities.sum() == pytest.approx(1.0) and (probabilities[~np.asarray(state.buffer.filled)] == 0).all()

@@ -35,7 +35,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("algorithm", help=(
         "algorithm with learned weights (lpo, ta-lpo, dpo: by evolution), `optimizer`, or a learned update rule "
-        "(lpg, ta-lpg: by meta-gradient on grid-world levels, jaxrl.rules)"))
+        "(lpg, ta-lpg, groove: by meta-gradient on grid-world levels, groove's chosen by its curator; jaxrl.rules)"))
     parser.add_argument("--algo", default=None, help="with `optimizer`: the agent that uses it (ppo, mdpo, lpo...; default ppo)")
     parser.add_argument("--optimizer", default=None, help=(
         "with `optimizer`: the learned optimizer to evolve: learned_mlp (default), learned_gru, learned_mlp_noise, "
@@ -46,7 +46,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--log-space", action="store_true", help=(
         "search the logarithm of --field (a multiplier of its default; for positive scales such as lr)"))
     parser.add_argument("--meta-steps", type=int, default=1000, help=(
-        "with lpg or ta-lpg: meta-steps of the update rule by meta-gradient (default 1000; settings such as "
+        "with lpg, ta-lpg or groove: meta-steps of the update rule by meta-gradient (default 1000; settings such as "
         "levels=small, num_agents, num_envs, num_steps, inner_updates, hidden_size, num_bins with --set)"))
     parser.add_argument("--env", default=None, help=(
         "environment name, e.g. CartPole-v1; several, comma-separated (CartPole-v1,Acrobot-v1), make each after "
@@ -132,11 +132,11 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
-RULES = ("lpg", "ta-lpg")
+RULES = ("lpg", "ta-lpg", "groove")
 
 
 def _run_rule(args: argparse.Namespace, settings: dict[str, str]) -> int:
-    """`jaxrl meta-train lpg | ta-lpg`: meta-gradient training of an update rule (jaxrl.rules.run)."""
+    """`jaxrl meta-train lpg | ta-lpg | groove`: meta-gradient training of an update rule (jaxrl.rules.run)."""
     from jaxrl.core.values import ConfigError
     from jaxrl.rules.run import meta_train_rule
 

@@ -33,16 +33,19 @@ import optax
 from flax import struct
 
 import envs
+from envs.gridworld import SPACES
 from jaxrl.components.gae import gae
-from jaxrl.components.rollout import restart_on_levels
 from jaxrl.core.contract import Progress, require
+from jaxrl.curricula.buffer import empty_buffer, insert, replay_probabilities, sample
 from jaxrl.rules.agent import LPGConfig, LPGHParams, build, initial_rule_params
+from jaxrl.rules.lifetimes import level_return, on_level
 
 
 @dataclass(frozen=True)
 class MetaConfig:
     rule: str = "lpg"  # lpg | ta-lpg
     levels: str = "small"  # a level space of envs.gridworld.SPACES
+    curator: str = "uniform"  # uniform (LPG: levels drawn from the space) | groove (GROOVE's curator)
     num_agents: int = 32
     num_envs: int = 16
     num_steps: int = 20
@@ -61,9 +64,23 @@ class MetaConfig:
     gamma: float = 0.99
     critic_lr: float = 0.05  # Adam's: SGD at the tables' lr 40 diverges where a state fills the batch
     critic_lambda: float = 0.95
+    # GROOVE's curator: a PLR buffer of levels scored by algorithmic regret (A2C's return minus the
+    # LPG agent's, once at the end of each lifetime), replayed with replay_prob by rank (temperature
+    # beta), the rest new levels; replay starts once min_fill levels are scored.
+    buffer_size: int = 1000
+    replay_prob: float = 0.5
+    temperature: float = 1.0
+    staleness: float = 0.0
+    min_fill: int = 32
+    antagonist_lr: float = 40.0
+    antagonist_ent_coef: float = 0.01
 
     def check(self) -> None:
         require(self.rule in ("lpg", "ta-lpg"), f"rule must be lpg or ta-lpg, got {self.rule!r}")
+        require(self.curator in ("uniform", "groove"), f"curator must be uniform or groove, got {self.curator!r}")
+        require(0 <= self.replay_prob <= 1 and 0 <= self.staleness <= 1, "replay_prob and staleness must be in [0, 1]")
+        require(self.buffer_size >= 1 and self.min_fill >= 1 and self.temperature > 0,
+                "buffer_size and min_fill must be >= 1, temperature positive")
         for name in ("num_agents", "num_envs", "num_steps", "inner_updates", "hidden_size", "num_bins"):
             require(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("meta_lr", "meta_max_grad_norm", "lr", "alpha_y", "critic_lr"):
@@ -92,6 +109,7 @@ class Slot:
     level: Any
     n: jax.Array  # updates done in this lifetime
     lifetime: jax.Array  # N, a multiple of K
+    antagonist: Any = None  # GROOVE: an A2C agent on the same level, updated in lockstep
 
 
 @struct.dataclass
@@ -101,6 +119,7 @@ class MetaState:
     slots: Slot  # batched over agents
     key: jax.Array
     step: jax.Array
+    buffer: Any = None  # GROOVE: the scored levels (jaxrl.curricula.buffer.LevelBuffer)
 
 
 class MetaGradient:
@@ -113,6 +132,12 @@ class MetaGradient:
         self.agent_config = LPGConfig(num_envs=config.num_envs, num_steps=config.num_steps, rule=config.rule,
                                       num_bins=config.num_bins, rule_hidden=config.hidden_size, total_steps=10**9)
         self.agent = build(self.agent_config, self.env)
+        self.groove = config.curator == "groove"
+        if self.groove:
+            self.antagonist = build(replace(self.agent_config, rule="a2c"), self.env)
+            self.antagonist_hparams = LPGHParams(lr=config.antagonist_lr, gamma=config.gamma,
+                                                 ent_coef=config.antagonist_ent_coef)
+            self.eval_steps = int(SPACES[config.levels][2].max_steps)  # the space's longest episode
         self.critic = Critic(tabular=not self.agent_config.hidden_sizes)
         self.meta_tx = optax.chain(optax.clip_by_global_norm(config.meta_max_grad_norm), optax.adam(config.meta_lr))
         self.critic_tx = optax.adam(config.critic_lr)
@@ -120,26 +145,35 @@ class MetaGradient:
         self.step = jax.jit(self._step, donate_argnums=0)
 
     # ------------------------------------------------------------------ lifetimes
-    def _new_slot(self, key: jax.Array) -> Slot:
+    def _new_slot(self, key: jax.Array, level: Any) -> Slot:
         c = self.config
-        level_key, lr_key, alpha_key, agent_key, restart_key, critic_key = jax.random.split(key, 6)
-        level = self.env.sample_level(level_key, self.env_params)
+        lr_key, alpha_key, agent_key, restart_key, critic_key, antagonist_key = jax.random.split(key, 6)
         scale = lambda k: 2.0 ** jax.random.uniform(k, minval=-1.0, maxval=1.0)  # noqa: E731
         hparams = LPGHParams(lr=c.lr * scale(lr_key), alpha_y=c.alpha_y * scale(alpha_key), gamma=jnp.float32(c.gamma))
-        agent = self.agent.init(agent_key, hparams, self.env_params)
-        levels = jax.tree.map(lambda x: jnp.broadcast_to(x, (c.num_envs, *jnp.shape(x))), level)
-        agent = agent.replace(env=restart_on_levels(self.agent.vec_env, agent.env, restart_key, levels))
-        obs = agent.env.obs[:1]
-        critic = self.critic.init(critic_key, obs)
+        agent = on_level(self.agent, self.agent.init(agent_key, hparams, self.env_params), level, restart_key)
+        critic = self.critic.init(critic_key, agent.env.obs[:1])
         k = c.inner_updates
         lifetime = (jnp.maximum(level.lifetime, 1) + k - 1) // k * k
-        return Slot(agent, critic, self.critic_tx.init(critic), hparams, level, jnp.int32(0), lifetime.astype(jnp.int32))
+        antagonist = None
+        if self.groove:
+            init_key, level_key = jax.random.split(antagonist_key)
+            antagonist = on_level(self.antagonist, self.antagonist.init(init_key, self.antagonist_hparams, self.env_params),
+                                  level, level_key)
+        return Slot(agent, critic, self.critic_tx.init(critic), hparams, level, jnp.int32(0), lifetime.astype(jnp.int32),
+                    antagonist)
+
+    def _random_levels(self, key: jax.Array) -> Any:
+        return jax.vmap(self.env.sample_level, in_axes=(0, None))(jax.random.split(key, self.config.num_agents), self.env_params)
 
     def _init(self, key: jax.Array) -> MetaState:
-        rule_key, slots_key, key = jax.random.split(key, 3)
+        rule_key, level_key, slots_key, key = jax.random.split(key, 4)
         rule_params = initial_rule_params(self.agent_config, rule_key)
-        slots = jax.vmap(self._new_slot)(jax.random.split(slots_key, self.config.num_agents))
-        return MetaState(rule_params, self.meta_tx.init(rule_params), slots, key, jnp.int32(0))
+        levels = self._random_levels(level_key)
+        slots = jax.vmap(self._new_slot)(jax.random.split(slots_key, self.config.num_agents), levels)
+        buffer = None
+        if self.groove:
+            buffer = empty_buffer(jax.tree.map(lambda x: x[0], levels), self.config.buffer_size)
+        return MetaState(rule_params, self.meta_tx.init(rule_params), slots, key, jnp.int32(0), buffer)
 
     # ------------------------------------------------------------------ one agent's segment
     def _critic_targets(self, critic, traj):
@@ -206,17 +240,61 @@ class MetaGradient:
         (loss, (slots, out)), grads = jax.value_and_grad(population_loss, has_aux=True)(state.rule_params)
         updates, opt_state = self.meta_tx.update(grads, state.opt_state, state.rule_params)
         rule_params = optax.apply_updates(state.rule_params, updates)
-        key, reset_key = jax.random.split(state.key)
+        key, reset_key, level_key, curator_key = jax.random.split(state.key, 4)
         ended = slots.n >= slots.lifetime
-        fresh = jax.vmap(self._new_slot)(jax.random.split(reset_key, self.config.num_agents))
+        levels, buffer, curated = self._random_levels(level_key), state.buffer, {}
+        if self.groove:
+            slots = slots.replace(antagonist=jax.vmap(self._antagonist_updates)(slots))
+            levels, buffer, curated = self._curate(curator_key, slots, ended, levels, buffer, state.step)
+        fresh = jax.vmap(self._new_slot)(jax.random.split(reset_key, self.config.num_agents), levels)
         slots = jax.tree.map(lambda new, old: jnp.where(ended.reshape(ended.shape + (1,) * (old.ndim - 1)), new, old),
                              fresh, slots)
         row = {k: v.mean() for k, v in out.items() if k not in ("return_sum", "episodes")}
+        row.update(curated)
         row["mean_return"] = out["return_sum"].sum() / jnp.maximum(out["episodes"].sum(), 1)
         row["grad_norm"] = optax.global_norm(grads)
         row["lifetimes_ended"] = ended.sum()
-        return MetaState(rule_params, opt_state, slots, key, state.step + 1), row
+        return MetaState(rule_params, opt_state, slots, key, state.step + 1, buffer), row
 
+    # ------------------------------------------------------------------ GROOVE
+    def _antagonist_updates(self, slot: Slot):
+        """K updates of the A2C antagonist on the slot's level (no meta-gradient)."""
+        def body(state, k):
+            state, traj = self.antagonist.collect(state, self.antagonist_hparams, slot.n + k)
+            return self.antagonist.learn(state, self.antagonist_hparams, traj, slot.n + k)[0], None
 
-def with_settings(config: MetaConfig, **settings: Any) -> MetaConfig:
-    return replace(config, **settings)
+        return jax.lax.scan(body, slot.antagonist, jnp.arange(self.config.inner_updates))[0]
+
+    def regret(self, key: jax.Array, slot: Slot) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Algorithmic regret on the slot's level: (A2C's return - the LPG agent's, both returns),
+        each the mean first-episode return of every environment copy."""
+        lpg_key, a2c_key = jax.random.split(key)
+        lpg = level_return(self.agent, slot.agent.params, slot.agent.env, slot.level, lpg_key, self.eval_steps)
+        a2c = level_return(self.antagonist, slot.antagonist.params, slot.antagonist.env, slot.level, a2c_key, self.eval_steps)
+        return a2c - lpg, a2c, lpg
+
+    def _curate(self, key, slots: Slot, ended, random_levels, buffer, now):
+        """GROOVE's curator at a meta-step: the ended lifetimes' levels scored by regret (computed
+        only at a meta-step where some lifetime ended) and inserted (a replayed level gets its new
+        score), then each ended agent's next level: replayed from the buffer with ``replay_prob``
+        once ``min_fill`` levels are scored, else ``random_levels``. Never-scored levels are never
+        in the buffer, so they cannot be replayed as if scored."""
+        c = self.config
+        regret_key, coin_key, sample_key = jax.random.split(key, 3)
+
+        def scored(_):
+            regrets, a2c, lpg = jax.vmap(self.regret)(jax.random.split(regret_key, c.num_agents), slots)
+            return regrets, a2c, lpg, insert(buffer, slots.level, regrets, a2c, now, accept=ended)
+
+        zeros = jnp.zeros(c.num_agents)
+        regrets, a2c, lpg, buffer = jax.lax.cond(ended.any(), scored, lambda _: (zeros, zeros, zeros, buffer), None)
+        probabilities = replay_probabilities(buffer, now, c.temperature, c.staleness)
+        _, replayed_levels = sample(sample_key, buffer, c.num_agents, probabilities)
+        replay = (jax.random.uniform(coin_key, (c.num_agents,)) < c.replay_prob) & (buffer.size >= c.min_fill)
+        levels = jax.tree.map(lambda r, n: jnp.where(replay.reshape(replay.shape + (1,) * (r.ndim - 1)), r, n),
+                              replayed_levels, random_levels)
+        count = jnp.maximum(ended.sum(), 1)
+        mean = lambda x: jnp.where(ended.any(), jnp.sum(jnp.where(ended, x, 0.0)) / count, jnp.nan)  # noqa: E731
+        return levels, buffer, {"regret": mean(regrets), "a2c_return": mean(a2c), "lpg_return": mean(lpg),
+                                "buffer_size": buffer.size, "replayed": jnp.sum(ended & replay)}
+

@@ -1,4 +1,4 @@
-"""The host driver of meta-gradient meta-training (``jaxrl meta-train lpg | ta-lpg``): meta-steps
+"""The host driver of meta-gradient meta-training (``jaxrl meta-train lpg | ta-lpg | groove``): meta-steps
 of ``jaxrl.rules.meta.MetaGradient`` (each one compiled program), a progress bar, ``meta.csv`` and
 ``meta.png``, Orbax checkpoints of the whole meta state every ``checkpoint_every`` meta-steps with
 an exact ``resume``, and the learned rule in ``rule/`` for ``jaxrl train lpg --rule DIR``.
@@ -47,14 +47,21 @@ class RuleResult:
     compile_time: float
 
 
-def meta_config(rule: str, settings: Mapping[str, Any]) -> MetaConfig:
-    """``MetaConfig`` for ``rule`` with ``settings`` (text from ``--set`` or values), each checked."""
+METHODS = {"lpg": ("lpg", "uniform"), "ta-lpg": ("ta-lpg", "uniform"), "groove": ("lpg", "groove")}
+
+
+def meta_config(method: str, settings: Mapping[str, Any]) -> MetaConfig:
+    """``MetaConfig`` for ``method`` (lpg, ta-lpg: levels drawn uniformly; groove: LPG's rule on
+    levels chosen by GROOVE's curator) with ``settings`` (text from ``--set`` or values), each checked."""
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    rule, curator = METHODS[method]
     fields = {f.name: f for f in dataclasses.fields(MetaConfig)}
-    values: dict[str, Any] = {"rule": rule}
+    values: dict[str, Any] = {"rule": rule, "curator": curator}
     for name, value in settings.items():
-        if name not in fields or name == "rule":
+        if name not in fields or name in ("rule", "curator"):
             close = difflib.get_close_matches(name, sorted(fields), n=2, cutoff=0.5)
-            raise ConfigError(f"meta-train {rule} has no setting {name!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+            raise ConfigError(f"meta-train {method} has no setting {name!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
         default = fields[name].default
         try:
             if isinstance(default, bool):
@@ -64,7 +71,7 @@ def meta_config(rule: str, settings: Mapping[str, Any]) -> MetaConfig:
             elif isinstance(default, (int, float)):
                 value = type(default)(float(value) if isinstance(default, float) else int(value))
         except ValueError:
-            raise ConfigError(f"meta-train {rule}: {name} must be {type(default).__name__}, got {value!r}") from None
+            raise ConfigError(f"meta-train {method}: {name} must be {type(default).__name__}, got {value!r}") from None
         values[name] = value
     from envs.gridworld import SPACES
 
@@ -75,15 +82,15 @@ def meta_config(rule: str, settings: Mapping[str, Any]) -> MetaConfig:
     return config
 
 
-def meta_train_rule(rule: str, out: str | Path, *, meta_steps: int, settings: Mapping[str, Any] | None = None,
+def meta_train_rule(method: str, out: str | Path, *, meta_steps: int, settings: Mapping[str, Any] | None = None,
                     seed: int = 0, checkpoint_every: int = 10, keep_checkpoints: int = 2, resume: bool = False,
                     overwrite: bool = False, progress: bool = True) -> RuleResult:
     for name, value, low in (("meta_steps", meta_steps, 1), ("checkpoint_every", checkpoint_every, 0),
                              ("keep_checkpoints", keep_checkpoints, 1)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
-    config = meta_config(rule, settings or {})
-    spec = {"kind": KIND, "rule": rule, "config": dataclasses.asdict(config), "seed": int(seed)}
+    config = meta_config(method, settings or {})
+    spec = {"kind": KIND, "method": method, "rule": config.rule, "config": dataclasses.asdict(config), "seed": int(seed)}
     path = Path(out).expanduser().resolve()
     program = MetaGradient(config)
     state = program.init(jax.random.PRNGKey(seed))
@@ -107,7 +114,7 @@ def meta_train_rule(rule: str, out: str | Path, *, meta_steps: int, settings: Ma
     store = CheckpointStore(path / CHECKPOINTS, keep=keep_checkpoints, writable=True)
     rules = CheckpointStore(path / RULE, keep=1, writable=True)
     env_steps = config.num_agents * config.num_envs * config.num_steps * (config.inner_updates + 1)
-    bar = ProgressBar(meta_steps, f"meta-train {rule} ({config.levels} levels)", done) if progress else None
+    bar = ProgressBar(meta_steps, f"meta-train {method} ({config.levels} levels)", done) if progress else None
     start, compile_time = time.perf_counter(), 0.0
 
     def save(steps_done: int) -> None:
@@ -141,7 +148,7 @@ def meta_train_rule(rule: str, out: str | Path, *, meta_steps: int, settings: Ma
         store.close()
         rules.close()
     _write_table(path, rows)
-    _plot(path, rows, f"meta-train {rule}: {config.num_agents} agents on {config.levels} levels, K={config.inner_updates}")
+    _plot(path, rows, f"meta-train {method}: {config.num_agents} agents on {config.levels} levels, K={config.inner_updates}")
     rundir._atomic_write(path / "config.json", lambda p: p.write_text(json.dumps(spec, indent=2) + "\n"))
     return RuleResult(path, {k: np.asarray(v) for k, v in rows.items()}, state.rule_params,
                       wall_before + time.perf_counter() - start, compile_time)
