@@ -30,6 +30,7 @@ BRAX_ENVS = (
 BRAX_BACKENDS = ("generalized", "positional", "spring", "mjx")
 
 _CUSTOM: dict[str, Callable[..., tuple[Environment, Any]]] = {}
+_CUSTOM_OPTIONS: dict[str, Callable[[], dict[str, Any]]] = {}
 
 
 class UnknownEnvironmentError(ValueError):
@@ -41,9 +42,14 @@ class InvalidEnvSetting(ValueError):
     """An environment option that does not exist or has a value of the wrong kind."""
 
 
-def register(name: str, factory: Callable[..., tuple[Environment, Any]]) -> None:
-    """Registers ``factory(**overrides) -> (env, params)`` under ``name``."""
+def register(name: str, factory: Callable[..., tuple[Environment, Any]],
+             options: Callable[[], dict[str, Any]] | None = None) -> None:
+    """Registers ``factory(**overrides) -> (env, params)`` under ``name``; ``options() -> {name:
+    default}`` lists its options when they are parameters (then they can be checked, parsed from
+    text and randomised like gymnax's, ``jaxrl.core.environments``)."""
     _CUSTOM[name] = factory
+    if options is not None:
+        _CUSTOM_OPTIONS[name] = options
 
 
 def list_envs() -> list[str]:
@@ -117,10 +123,10 @@ def _make_brax(name: str, overrides: dict[str, Any]) -> tuple[Environment, Any]:
 
 def option_defaults(name: str) -> dict[str, Any] | None:
     """Every option ``make(name, ...)`` takes, with its default value (whose type is the option's);
-    ``None`` for an environment registered with its own factory. ``UnknownEnvironmentError`` for a
+    ``None`` for an environment registered with its own factory and no option list. ``UnknownEnvironmentError`` for a
     name the registry does not know. Builds nothing expensive (brax's systems are not loaded)."""
     if name in _CUSTOM:
-        return None
+        return _CUSTOM_OPTIONS[name]() if name in _CUSTOM_OPTIONS else None
     if suites.suite_of(name) is not None:
         module, inner = _suite_adapter(name)
         return module.option_defaults(inner)

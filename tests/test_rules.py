@@ -144,3 +144,17 @@ def test_update_network_runs_backwards_and_resets_at_episode_ends():
     np.testing.assert_array_equal(plain.apply(plain_params, base.replace(progress=jnp.float32(0.9)))[0],
                                   plain.apply(plain_params, base)[0])
     assert SMOOTHING > 0
+
+
+def test_lifetime_inputs_are_progress_and_log_lifetime():
+    """TA-LPG's rule sees n/N in [0, 1] and log(N) / 10 (a public implementation fed the raw n and N)."""
+    from jaxrl.rules.lpg import LIFETIME_SCALE, lifetime_features
+
+    progress, log_lifetime = lifetime_features(jnp.float32(7 / 250), jnp.float32(250.0), (2, 3))
+    np.testing.assert_allclose(progress, 7 / 250)
+    np.testing.assert_allclose(log_lifetime, np.log(250.0) / LIFETIME_SCALE, rtol=1e-6)
+    train = build("ta-lpg", "gridworld", overrides={"total_steps": 3200, "rule_hidden": 8, "num_bins": 4})
+    agent, hparams = train.agent, train.default_hparams
+    state, traj = agent.collect(agent.init(jax.random.PRNGKey(0), hparams, train.default_env_params), hparams, jnp.int32(0))
+    inputs = agent.rule_inputs(state.params, traj, hparams, Progress(jnp.int32(7), 250), 250)
+    assert float(inputs.progress) == pytest.approx(7 / 250) and float(inputs.lifetime) == 250.0

@@ -89,7 +89,12 @@ def _chain(variant: str):
     return make
 
 
-register("gridworld", make_gridworld)
+def _options() -> dict[str, Any]:
+    params = SPACES["small"][2]
+    return {"levels": "small", "observation": "tabular", **{f: getattr(params, f) for f in params.__dataclass_fields__}}
+
+
+register("gridworld", make_gridworld, _options)
 for _variant in VARIANTS:
     register(f"chain/{_variant}", _chain(_variant))
 for _name in LPG_LEVELS:

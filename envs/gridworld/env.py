@@ -38,7 +38,10 @@ class GridParams:
     ``generator.SPACES``): side ``min_size..max_size``, ``min_objects..max_objects`` objects
     (rewards uniform in [-1, 1], the first in [0, 1]; termination probabilities log-uniform in
     [``min_terminate``, 1]; respawn log-uniform in [``min_respawn``, ``max_respawn``]), up to
-    ``n_walls`` walls, episode limits and lifetimes log-uniform integers in their ranges."""
+    ``n_walls`` walls, episode limits and lifetimes log-uniform integers in their ranges. With
+    ``level_seed`` >= 0 every copy of the environment plays the same level, drawn from that seed
+    (a training run is then one lifetime on one level; ``--env-set level_seed=int-uniform:0:9999``
+    makes the seed a task distribution for meta-training by evolution)."""
 
     min_size: int = 4
     max_size: int = 6
@@ -52,6 +55,7 @@ class GridParams:
     min_terminate: float = 0.01
     min_respawn: float = 0.001
     max_respawn: float = 0.1
+    level_seed: int = -1  # >= 0: every reset draws the one level of this seed (a lifetime on one level)
 
 
 @struct.dataclass
@@ -107,7 +111,13 @@ class GridWorld(Environment):
             return jax.tree.map(jnp.asarray, self.fixed_level)
         from envs.gridworld.generator import random_level
 
-        return random_level(key, self.default_params if params is None else params, self.grid, self.max_objects)
+        params = self.default_params if params is None else params
+        typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+        seeded = (jax.random.key if typed else jax.random.PRNGKey)(jnp.maximum(params.level_seed, 0))
+        key = jnp.where(params.level_seed >= 0, jax.random.key_data(seeded), jax.random.key_data(key)) if typed else \
+            jnp.where(params.level_seed >= 0, seeded, key)
+        key = jax.random.wrap_key_data(key) if typed else key
+        return random_level(key, params, self.grid, self.max_objects)
 
     @partial(jax.jit, static_argnames=("self",))
     def reset_to_level(self, key: jax.Array, level: GridLevel, params: GridParams | None = None):

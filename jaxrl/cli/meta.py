@@ -48,6 +48,10 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--meta-steps", type=int, default=1000, help=(
         "with lpg, ta-lpg or groove: meta-steps of the update rule by meta-gradient (default 1000; settings such as "
         "levels=small, num_agents, num_envs, num_steps, inner_updates, hidden_size, num_bins with --set)"))
+    parser.add_argument("--evolve", action="store_true", help=(
+        "with lpg or ta-lpg: meta-train the rule by evolution instead (the ES engine on --env, whole training runs "
+        "as fitness; e.g. --env gridworld --env-set level_seed=int-uniform:0:9999 --tasks 8: each task one lifetime "
+        "on one level)"))
     parser.add_argument("--env", default=None, help=(
         "environment name, e.g. CartPole-v1; several, comma-separated (CartPole-v1,Acrobot-v1), make each after "
         "the first one more task (--env-set applies to the first)"))
@@ -92,8 +96,10 @@ def run_command(args: argparse.Namespace) -> int:
     from jaxrl.meta.run import meta_train
 
     overrides = key_values(args.set, "--set")
-    if args.algorithm in RULES:
+    if args.algorithm in RULES and not args.evolve:
         return _run_rule(args, overrides)
+    if args.evolve and args.algorithm not in ("lpg", "ta-lpg"):
+        raise ConfigError("--evolve goes with lpg or ta-lpg (the others are evolved anyway)")
     if args.env is None:
         raise ConfigError(f"meta-train {args.algorithm} needs --env")
     algorithm, field = args.algorithm, "objective_params"
@@ -104,6 +110,8 @@ def run_command(args: argparse.Namespace) -> int:
         overrides["optimizer"] = args.optimizer or "learned_mlp"
     elif args.algo is not None or args.optimizer is not None:
         raise ConfigError("--algo and --optimizer go with `jaxrl meta-train optimizer`")
+    if args.evolve:
+        field = "rule_params"
     if args.field is not None:
         if args.algorithm == "optimizer":
             raise ConfigError("--field names what to evolve; `jaxrl meta-train optimizer` evolves optimizer_params")
@@ -123,7 +131,7 @@ def run_command(args: argparse.Namespace) -> int:
     )
     rows = result.rows
     print(
-        f"meta-train {args.algorithm if field == 'objective_params' else overrides['optimizer'] + ' for ' + algorithm} on {args.env} ({args.strategy}): generation {int(rows['generation'][-1])}, "
+        f"meta-train {overrides['optimizer'] + ' for ' + algorithm if field == 'optimizer_params' else args.algorithm} on {args.env} ({args.strategy}): generation {int(rows['generation'][-1])}, "
         f"population fitness mean {rows['fitness_mean'][-1]:.1f}, best {rows['fitness_best'][-1]:.1f}"
         + (f", search mean's return {rows['mean_member_return'][-1]:.1f}" if "mean_member_return" in rows else "")
         + _noise_summary(rows)

@@ -44,6 +44,10 @@ def learned_field(train: Train, field: str) -> Any:
     if field not in names:
         raise ConfigError(f"{train.algorithm.name} has no hyperparameter {field!r} to meta-train (it has {', '.join(names)})")
     value = getattr(train.default_hparams, field)
+    if value is None and field == "rule_params":  # a learned update rule starts from its untrained weights
+        from jaxrl.rules.agent import initial_rule_params
+
+        return initial_rule_params(train.config, jax.random.PRNGKey(0))
     if value is None and field == "optimizer_params":
         raise ConfigError(f"optimizer {train.config.optimizer} has no weights to meta-train; choose a learned one "
                           "(learned_mlp, learned_gru, learned_mlp_noise, learned_gru_noise)")

@@ -189,7 +189,7 @@ def meta_train(
     store = CheckpointStore(path / CHECKPOINTS, keep=keep_checkpoints, writable=True)
     objectives = CheckpointStore(path / OBJECTIVE, keep=1, writable=True)
     steps_per_generation = program.runs_per_generation * program.train.total_env_steps
-    what = spec["algorithm"] if spec["field"] == "objective_params" else f"{spec['config']['optimizer']} for {spec['algorithm']}"
+    what = f"{spec['config']['optimizer']} for {spec['algorithm']}" if spec["field"] == "optimizer_params" else spec["algorithm"]
     bar = ProgressBar(generations * steps_per_generation, f"meta-train {what} on {env}", done * steps_per_generation) if progress else None
     start = time.perf_counter()
     compile_time = 0.0

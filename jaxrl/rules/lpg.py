@@ -57,6 +57,12 @@ class RuleInputs:
     lifetime: jax.Array  # scalar N (agent updates)
 
 
+def lifetime_features(progress: jax.Array, lifetime: jax.Array, shape: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
+    """TA-LPG's two inputs at every step: n/N and log(N) / ``LIFETIME_SCALE``."""
+    log_lifetime = jnp.log(jnp.maximum(jnp.asarray(lifetime, jnp.float32), 1.0)) / LIFETIME_SCALE
+    return jnp.broadcast_to(progress, shape), jnp.broadcast_to(log_lifetime, shape)
+
+
 class UpdateNetwork(nn.Module):
     """LPG's update network (see the module docstring); ``temporal`` adds n/N and log N."""
 
@@ -72,8 +78,7 @@ class UpdateNetwork(nn.Module):
         features = [x.reward, terminated, jnp.broadcast_to(x.gamma, x.reward.shape), x.pi_a,
                     phi(x.y)[..., 0], (1.0 - terminated) * phi(x.y_next)[..., 0]]
         if self.temporal:
-            features += [jnp.broadcast_to(x.progress, x.reward.shape),
-                         jnp.broadcast_to(jnp.log(jnp.maximum(x.lifetime, 1.0)) / LIFETIME_SCALE, x.reward.shape)]
+            features += list(lifetime_features(x.progress, x.lifetime, x.reward.shape))
         inputs = jnp.stack(features, -1).astype(jnp.float32)  # [T, B, F]
         cell = nn.OptimizedLSTMCell(self.hidden_size)
         batch = inputs.shape[1]

@@ -192,6 +192,12 @@ def load_rule(meta_dir: str | Path) -> tuple[Any, dict[str, Any]]:
     path = Path(meta_dir).expanduser().resolve()
     if not path.is_dir():
         raise ConfigError(f"--rule {meta_dir}: no such directory")
+    if not (path / RULE).is_dir() and (path / "objective").is_dir():  # evolved: `jaxrl meta-train ta-lpg --evolve`
+        from jaxrl.meta.run import _load_learned
+
+        weights, spec = _load_learned(path, "rule_params", "--rule ")
+        config = spec["config"]
+        return weights, {"rule": config["rule"], "num_bins": config["num_bins"], "rule_hidden": config["rule_hidden"]}
     if not (path / RULE).is_dir():
         raise ConfigError(f"--rule {meta_dir}: not a rule meta-training directory (no {RULE}/ in it; "
                           "write one with `jaxrl meta-train lpg`)")
