@@ -25,6 +25,11 @@ EXPECTED = {
         3,  # the holdout mazes, the buffer's best levels, the level diagnostics
         ["holdouts, sampled x10", "worst 10% (sampled)"],
     ),
+    "lpg": (
+        ["meta-trained 3 meta-steps", "fresh agents on 8 held-out levels: learned rule mean return"],
+        2,  # the meta-training curve, pi_hat and y_hat along a trajectory
+        ["mean_return", "critic_loss"],
+    ),
     "sweeps": (
         # lr and ent_coef are traced: one program for the whole grid
         ["4 configurations x 2 seeds = 8 runs", "compilations: 1", "best of 4 configurations"],
