@@ -44,6 +44,7 @@ def test_saved_rule_is_the_trained_one_and_trains_a_fresh_agent(tmp_path):
     for a, b in zip(leaves(loaded.train.default_hparams.rule_params), leaves(weights)):
         np.testing.assert_array_equal(a, b)
     assert loaded.train.config.num_bins == 4 and loaded.train.config.rule_hidden == 8
+    assert main(["eval", str(run), "--episodes", "3"]) == 0 and (run / "eval.json").exists()
 
 
 def test_rule_meta_training_resumes_exactly_after_sigkill(tmp_path):
