@@ -55,15 +55,15 @@ def test_a2c_rule_in_the_lpg_loss_is_a2cs_policy_gradient(ent_coef):
     advantage = jnp.asarray(gae_numpy(reward, value, next_value, terminated, done, gamma, lam))
 
     def a2c_policy_loss(policy_params):
-        logits, _ = net.apply({"params": {**params["params"], "Dense_0": policy_params}}, traj.obs)
+        logits, _ = net.apply({"params": {**params["params"], "policy": policy_params}}, traj.obs)
         log_pi = jax.nn.log_softmax(logits)
         log_pi_a = jnp.take_along_axis(log_pi, traj.action[..., None], -1)[..., 0]
         # A2C: -E[A log pi(a|s)]; its entropy bonus by the score function, -E[log pi(a|s)] per sample
         return -jnp.mean(advantage * log_pi_a) + ent_coef * jnp.mean(jax.lax.stop_gradient(log_pi_a) * log_pi_a)
 
-    grads = jax.grad(a2c_policy_loss)(params["params"]["Dense_0"])
-    expected = jax.tree.map(lambda p, g: p - lr * g, params["params"]["Dense_0"], grads)
-    for got, want in zip(jax.tree.leaves(new_state.params["params"]["Dense_0"]), jax.tree.leaves(expected)):
+    grads = jax.grad(a2c_policy_loss)(params["params"]["policy"])
+    expected = jax.tree.map(lambda p, g: p - lr * g, params["params"]["policy"], grads)
+    for got, want in zip(jax.tree.leaves(new_state.params["params"]["policy"]), jax.tree.leaves(expected)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert float(jnp.abs(grads["kernel"]).max()) > 1e-4  # a real step was compared
 

@@ -100,8 +100,8 @@ def test_regret_against_hand_computed_returns(groove):
     slot = groove._new_slot(jax.random.PRNGKey(1), level)
 
     def always(params, action):  # a table whose every row prefers ``action`` overwhelmingly
-        kernel = params["params"]["Dense_0"]["kernel"]
-        return {"params": {**params["params"], "Dense_0": {"kernel": kernel.at[:, action].set(50.0)}}}
+        kernel = params["params"]["policy"]["kernel"]
+        return {"params": {**params["params"], "policy": {"kernel": kernel.at[:, action].set(50.0)}}}
 
     slot = slot.replace(agent=slot.agent.replace(params=always(slot.agent.params, 2)),
                         antagonist=slot.antagonist.replace(params=always(slot.antagonist.params, 3)))

@@ -51,6 +51,7 @@ class DelayedChain(Environment):
         if max_length < 2:
             raise ValueError(f"a delayed chain needs max_length >= 2, got {max_length}")
         self.max_length = max_length
+        self.one_hot_observation = True  # agents may read it as a table index
 
     @property
     def name(self) -> str:

@@ -81,6 +81,7 @@ class GridWorld(Environment):
                              f"{grid * grid * 2**max_objects} entries; use observation='grid'")
         self.grid, self.max_objects, self.observation = grid, max_objects, observation
         self.fixed_level = fixed_level  # one level every reset gives (a named level), else the generator's
+        self.one_hot_observation = observation == "tabular"  # agents may read it as a table index
 
     @property
     def name(self) -> str:

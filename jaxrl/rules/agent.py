@@ -73,19 +73,36 @@ class LPGState:
     key: jax.Array
 
 
+class Head(nn.Module):
+    """A linear head; on one-hot observations (``table``) a table read by the observation's index,
+    the same weights as a bias-free linear layer on the one-hot without its matmul."""
+
+    size: int
+    table: bool = False
+
+    @nn.compact
+    def __call__(self, x):
+        if self.table:
+            kernel = self.param("kernel", nn.initializers.zeros, (x.shape[-1], self.size))
+            return kernel[jnp.argmax(x, -1)]
+        return nn.Dense(self.size, kernel_init=nn.initializers.zeros)(x)
+
+
 class PolicyAndPrediction(nn.Module):
+    """Policy logits and y's logits (the ``policy`` and ``prediction`` heads), both starting
+    uniform. A table has no bias: one shared by every state would take the whole batch's
+    gradient while each row gets its share."""
+
     num_actions: int
     num_bins: int
     torso: nn.Module
-    tabular: bool = False
+    table: bool = False
 
     @nn.compact
     def __call__(self, obs):
         x = self.torso(obs)
-        # A table starts uniform (every action and outcome alike) and has no bias: a bias shared
-        # by every state would take the whole batch's gradient while each row gets its share.
-        head = lambda size: nn.Dense(size, kernel_init=nn.initializers.zeros, use_bias=not self.tabular)  # noqa: E731
-        return head(self.num_actions)(x), head(self.num_bins)(x)
+        return (Head(self.num_actions, self.table, name="policy")(x),
+                Head(self.num_bins, self.table, name="prediction")(x))
 
 
 def build(config: LPGConfig, env: envs.Environment) -> Agent:
@@ -93,7 +110,9 @@ def build(config: LPGConfig, env: envs.Environment) -> Agent:
     num_actions = envs.action_size(env.action_space(env_params))
     obs_shape = envs.observation_shape(env, env_params)
     torso = Torso(tuple(config.hidden_sizes), config.activation, torso_kind(obs_shape, "auto"), obs_ndim=len(obs_shape))
-    net = PolicyAndPrediction(num_actions, config.num_bins, torso, tabular=not config.hidden_sizes)
+    # Tables where the observations are one-hot (grid worlds, chains) and there is no torso.
+    table = not config.hidden_sizes and bool(getattr(env, "one_hot_observation", False))
+    net = PolicyAndPrediction(num_actions, config.num_bins, torso, table=table)
     vec_env = envs.make_vector(env, config.num_envs)
     batch_size = config.num_envs * config.num_steps
     num_updates = config.total_steps // batch_size

@@ -37,7 +37,7 @@ from envs.gridworld import SPACES
 from jaxrl.components.gae import gae
 from jaxrl.core.contract import Progress, require
 from jaxrl.curricula.buffer import empty_buffer, insert, replay_probabilities, sample
-from jaxrl.rules.agent import LPGConfig, LPGHParams, build, initial_rule_params
+from jaxrl.rules.agent import Head, LPGConfig, LPGHParams, build, initial_rule_params
 from jaxrl.rules.lifetimes import level_return, on_level
 
 
@@ -88,14 +88,13 @@ class MetaConfig:
 
 
 class Critic(nn.Module):
-    """The meta-objective's value function: a table on one-hot observations (no bias), else an MLP."""
+    """The meta-objective's value function: a table on one-hot observations, else an MLP."""
 
-    tabular: bool
+    table: bool
 
     @nn.compact
     def __call__(self, obs):
-        x = obs if self.tabular else nn.relu(nn.Dense(64)(obs))
-        return nn.Dense(1, use_bias=not self.tabular, kernel_init=nn.initializers.zeros)(x)[..., 0]
+        return Head(1, self.table)(obs if self.table else nn.relu(nn.Dense(64)(obs)))[..., 0]
 
 
 @struct.dataclass
@@ -138,7 +137,7 @@ class MetaGradient:
             self.antagonist_hparams = LPGHParams(lr=config.antagonist_lr, gamma=config.gamma,
                                                  ent_coef=config.antagonist_ent_coef)
             self.eval_steps = int(SPACES[config.levels][2].max_steps)  # the space's longest episode
-        self.critic = Critic(tabular=not self.agent_config.hidden_sizes)
+        self.critic = Critic(table=not self.agent_config.hidden_sizes and self.env.one_hot_observation)
         self.meta_tx = optax.chain(optax.clip_by_global_norm(config.meta_max_grad_norm), optax.adam(config.meta_lr))
         self.critic_tx = optax.adam(config.critic_lr)
         self.init = jax.jit(self._init)
