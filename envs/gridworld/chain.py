@@ -18,7 +18,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from envs.core import Environment, spaces
+from envs.core import spaces
+from envs.gridworld.env import ReplaysItsLevel
 
 VARIANTS = {"short": (5, 30, 0), "short_noisy": (5, 30, 1), "long": (5, 50, 0), "long_noisy": (5, 50, 1)}
 
@@ -44,7 +45,7 @@ class ChainState:
     time: jax.Array  # int32
 
 
-class DelayedChain(Environment):
+class DelayedChain(ReplaysItsLevel):
     """``max_length`` (static) bounds every level's length and fixes the observation's size."""
 
     def __init__(self, max_length: int = 50):
@@ -107,21 +108,6 @@ class DelayedChain(Environment):
         noise = jnp.where(level.noisy, 2.0 * jax.random.bernoulli(key).astype(jnp.float32) - 1.0, 0.0)
         reward = jnp.where(terminated, 2.0 * branch - 1.0, noise).astype(jnp.float32)
         return ChainState(level, branch, time), reward, terminated, jnp.zeros((), bool)
-
-    @partial(jax.jit, static_argnames=("self",))
-    def step(self, key, state: ChainState, action, params=None):
-        """The protocol's six values; an ended episode restarts on the same level."""
-        next_state, reward, terminated, truncated = self.transition(key, state, action)
-        final_obs = self.observe(next_state)
-        reset_obs, reset_state = self.reset_to_level(key, state.level)
-        obs = jnp.where(terminated, reset_obs, final_obs)
-        next_state = jax.tree.map(lambda a, b: jnp.where(terminated, a, b), reset_state, next_state)
-        info = {"final_observation": final_obs, "discount": jnp.where(terminated, 0.0, 1.0).astype(jnp.float32)}
-        return obs, next_state, reward, terminated, truncated, info
-
-    def step_env(self, key, state, action, params):
-        next_state, reward, terminated, _ = self.transition(key, state, action)
-        return self.observe(next_state), next_state, reward, terminated, {}
 
     def optimal_return(self, level: ChainLevel, gamma: float = 1.0) -> jax.Array:
         """+1, discounted over the chain: the correct first action, whatever follows (noise has mean 0)."""

@@ -66,7 +66,29 @@ class GridState:
     time: jax.Array  # int32: steps taken in this episode
 
 
-class GridWorld(Environment):
+class ReplaysItsLevel(Environment):
+    """The protocol's ``step`` for an environment whose level stays for a whole lifetime: its
+    ``transition(key, state, action) -> (state, reward, terminated, truncated)``, then an ended
+    episode restarts on the same level (``state.level``); ``info["final_observation"]`` is the
+    observation it ended on."""
+
+    @partial(jax.jit, static_argnames=("self",))
+    def step(self, key: jax.Array, state: Any, action: jax.Array, params: Any = None):
+        next_state, reward, terminated, truncated = self.transition(key, state, action)
+        final_obs = self.observe(next_state)
+        reset_obs, reset_state = self.reset_to_level(key, state.level, params)
+        done = terminated | truncated
+        obs = jnp.where(done, reset_obs, final_obs)
+        next_state = jax.tree.map(lambda a, b: jnp.where(done, a, b), reset_state, next_state)
+        info = {"final_observation": final_obs, "discount": jnp.where(terminated, 0.0, 1.0).astype(jnp.float32)}
+        return obs, next_state, reward, terminated, truncated, info
+
+    def step_env(self, key, state, action, params):
+        next_state, reward, terminated, _ = self.transition(key, state, action)
+        return self.observe(next_state), next_state, reward, terminated, {}
+
+
+class GridWorld(ReplaysItsLevel):
     """``grid`` (S) and ``max_objects`` (K) fix the arrays' shapes; ``observation`` is
     ``"tabular"`` or ``"grid"`` (see the module docstring); with ``fixed_level`` every ``reset``
     starts that level (a named one) instead of a generated one."""
@@ -169,23 +191,6 @@ class GridWorld(Environment):
         time = state.time + 1
         truncated = (time >= level.max_steps) & ~terminated
         return GridState(level, pos, present, time), reward.astype(jnp.float32), terminated, truncated
-
-    @partial(jax.jit, static_argnames=("self",))
-    def step(self, key: jax.Array, state: GridState, action: jax.Array, params: GridParams | None = None):
-        """The protocol's six values; an ended episode restarts on the same level, and
-        ``info["final_observation"]`` is the observation it ended on."""
-        next_state, reward, terminated, truncated = self.transition(key, state, action)
-        final_obs = self.observe(next_state)
-        reset_obs, reset_state = self.reset_to_level(key, state.level, params)
-        done = terminated | truncated
-        obs = jnp.where(done, reset_obs, final_obs)
-        next_state = jax.tree.map(lambda a, b: jnp.where(done, a, b), reset_state, next_state)
-        info = {"final_observation": final_obs, "discount": jnp.where(terminated, 0.0, 1.0).astype(jnp.float32)}
-        return obs, next_state, reward, terminated, truncated, info
-
-    def step_env(self, key, state, action, params):
-        next_state, reward, terminated, _ = self.transition(key, state, action)
-        return self.observe(next_state), next_state, reward, terminated, {}
 
     # ---------------------------------------------------------------- host-side helpers
     def optimal_return(self, level: GridLevel, gamma: float = 1.0) -> jax.Array:

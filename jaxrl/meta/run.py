@@ -32,9 +32,10 @@ from jaxrl.core.environments import plain_overrides, task_distribution
 from jaxrl.core.train import DEFAULT_FINAL_FRACTION, build
 from jaxrl.core.values import ConfigError
 from jaxrl.driver import rundir
-from jaxrl.driver.checkpoint import CheckpointError, CheckpointStore, first_difference
+from jaxrl.driver.checkpoint import CheckpointError, CheckpointStore
 from jaxrl.driver.loggers import ProgressBar
-from jaxrl.driver.spec import arrays_spec, arrays_template, canonical_metadata, config_dict, json_normal, versions
+from jaxrl.driver.resume import progress_metadata, resume_from
+from jaxrl.driver.spec import arrays_spec, arrays_template, canonical_metadata, config_dict, json_normal
 from jaxrl.meta.engine import MetaProgram, learned_field
 from jaxrl.meta.es import make_strategy
 
@@ -173,17 +174,9 @@ def meta_train(
         # Read and checked through a read-only store first: a refused resume changes nothing.
         if not (path / CHECKPOINTS).is_dir() or not (path / OBJECTIVE).is_dir():
             raise CheckpointError(f"{path} is not a meta-training directory with checkpoints to resume")
-        with CheckpointStore(path / CHECKPOINTS) as saved:
-            metadata = saved.read_metadata()
-            before = dict(canonical_metadata(metadata.get("spec", {})), generations=generations)
-            difference = first_difference(before, spec)
-            if difference:
-                raise CheckpointError(f"cannot resume {path}: {difference}")
-            state, metadata = saved.restore(jax.eval_shape(lambda: state))
-        rows = {k: [float(v) for v in values] for k, values in metadata["rows"].items()}
-        done, wall_before = int(metadata["generations_done"]), float(metadata["wall_time"])
-        if done > generations:
-            raise ConfigError(f"{path} already ran {done} generations; ask for at least that many")
+        state, rows, done, wall_before = resume_from(
+            path / CHECKPOINTS, state, spec, count_key="generations_done", total=generations, unit="generations",
+            saved_spec=lambda saved: dict(canonical_metadata(saved), generations=generations))
     else:
         path = rundir.prepare(path, overwrite)
     store = CheckpointStore(path / CHECKPOINTS, keep=keep_checkpoints, writable=True)
@@ -195,11 +188,8 @@ def meta_train(
     compile_time = 0.0
 
     def save(generations_done: int) -> None:
-        metadata = {"spec": spec, "generations_done": generations_done, "wall_time": wall_before + time.perf_counter() - start,
-                    # repr(float) parses back to the same bits; as text, inf and nan survive JSON too.
-                    "rows": {k: [repr(float(v)) for v in values] for k, values in rows.items()},
-                    "versions": versions()}
-        store.save(generations_done, state, metadata)
+        store.save(generations_done, state, progress_metadata(spec, "generations_done", generations_done,
+                                                              wall_before + time.perf_counter() - start, rows))
         mean = jax.tree.map(np.asarray, program.strategy.mean(state.es))
         objectives.save(generations_done, mean, {"spec": spec, "generation": generations_done, "objective": arrays_spec(mean)})
         _write_table(path, rows)

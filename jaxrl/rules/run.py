@@ -27,9 +27,10 @@ import numpy as np
 
 from jaxrl.core.values import ConfigError
 from jaxrl.driver import rundir
-from jaxrl.driver.checkpoint import CheckpointError, CheckpointStore, first_difference
+from jaxrl.driver.checkpoint import CheckpointError, CheckpointStore
 from jaxrl.driver.loggers import ProgressBar
-from jaxrl.driver.spec import arrays_spec, arrays_template, versions
+from jaxrl.driver.resume import progress_metadata, resume_from
+from jaxrl.driver.spec import arrays_spec, arrays_template
 from jaxrl.rules.meta import MetaConfig, MetaGradient
 
 KIND = "meta-train-rule"
@@ -99,16 +100,8 @@ def meta_train_rule(method: str, out: str | Path, *, meta_steps: int, settings: 
     if resume:
         if not (path / CHECKPOINTS).is_dir():
             raise CheckpointError(f"{path} is not a meta-training directory with checkpoints to resume")
-        with CheckpointStore(path / CHECKPOINTS) as saved:
-            metadata = saved.read_metadata()
-            difference = first_difference(metadata.get("spec", {}), spec)
-            if difference:
-                raise CheckpointError(f"cannot resume {path}: {difference}")
-            state, metadata = saved.restore(jax.eval_shape(lambda: state))
-        rows = {k: [float(v) for v in values] for k, values in metadata["rows"].items()}
-        done, wall_before = int(metadata["meta_steps_done"]), float(metadata["wall_time"])
-        if done > meta_steps:
-            raise ConfigError(f"{path} already ran {done} meta-steps; ask for at least that many")
+        state, rows, done, wall_before = resume_from(path / CHECKPOINTS, state, spec, count_key="meta_steps_done",
+                                                total=meta_steps, unit="meta-steps")
     else:
         path = rundir.prepare(path, overwrite)
     store = CheckpointStore(path / CHECKPOINTS, keep=keep_checkpoints, writable=True)
@@ -118,9 +111,8 @@ def meta_train_rule(method: str, out: str | Path, *, meta_steps: int, settings: 
     start, compile_time = time.perf_counter(), 0.0
 
     def save(steps_done: int) -> None:
-        metadata = {"spec": spec, "meta_steps_done": steps_done, "wall_time": wall_before + time.perf_counter() - start,
-                    "rows": {k: [repr(float(v)) for v in values] for k, values in rows.items()}, "versions": versions()}
-        store.save(steps_done, state, metadata)
+        store.save(steps_done, state, progress_metadata(spec, "meta_steps_done", steps_done,
+                                                        wall_before + time.perf_counter() - start, rows))
         weights = jax.tree.map(np.asarray, state.rule_params)
         rules.save(steps_done, weights, {"spec": spec, "meta_step": steps_done, "rule_params": arrays_spec(weights)})
         _write_table(path, rows)
