@@ -1,7 +1,7 @@
 """What the step-by-step drivers of meta-training share (generations of evolution,
 ``jaxrl.meta.run``; meta-steps of a meta-gradient, ``jaxrl.rules.run``): the metadata a checkpoint
-carries (the spec, steps done, wall time, the table's rows) and an exact resume from it, checked
-against the spec before anything is touched."""
+carries (the spec, steps done, wall time, the table's rows), an exact resume from it, checked
+against the spec before anything is touched, and the table written as ``meta.csv``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from typing import Any, Callable, Mapping
 
 import jax
 
+import numpy as np
+
 from jaxrl.core.values import ConfigError
+from jaxrl.driver import rundir
 from jaxrl.driver.checkpoint import CheckpointError, CheckpointStore, first_difference
 from jaxrl.driver.spec import versions
 
@@ -40,3 +43,13 @@ def resume_from(checkpoints: Path, state: Any, spec: Mapping[str, Any], *, count
     if done > total:
         raise ConfigError(f"{checkpoints.parent} already ran {done} {unit}; ask for at least that many")
     return state, rows, done, wall_time
+
+
+def write_table(path: Path, rows: Mapping[str, list[float]], counters: tuple[str, ...]) -> None:
+    """``path/meta.csv``: one row per step, the ``counters`` columns as integers."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    for name in counters:
+        frame[name] = frame[name].astype(np.int64)
+    rundir._atomic_write(path / "meta.csv", lambda p: frame.to_csv(p, index=False))

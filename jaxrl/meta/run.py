@@ -34,7 +34,7 @@ from jaxrl.core.values import ConfigError
 from jaxrl.driver import rundir
 from jaxrl.driver.checkpoint import CheckpointError, CheckpointStore
 from jaxrl.driver.loggers import ProgressBar
-from jaxrl.driver.resume import progress_metadata, resume_from
+from jaxrl.driver.resume import progress_metadata, resume_from, write_table
 from jaxrl.driver.spec import arrays_spec, arrays_template, canonical_metadata, config_dict, json_normal
 from jaxrl.meta.engine import MetaProgram, learned_field
 from jaxrl.meta.es import make_strategy
@@ -192,7 +192,7 @@ def meta_train(
                                                               wall_before + time.perf_counter() - start, rows))
         mean = jax.tree.map(np.asarray, program.strategy.mean(state.es))
         objectives.save(generations_done, mean, {"spec": spec, "generation": generations_done, "objective": arrays_spec(mean)})
-        _write_table(path, rows)
+        write_table(path, rows, ("generation", "env_steps"))
 
     try:
         for generation in range(done, generations):
@@ -221,7 +221,7 @@ def meta_train(
             bar.close()
         store.close()
         objectives.close()
-    _write_table(path, rows)
+    write_table(path, rows, ("generation", "env_steps"))
     _plot(path, rows, f"{spec['strategy']}: {what} on {env}")
     rundir._atomic_write(path / "config.json", lambda p: p.write_text(_json(spec) + "\n"))
     return MetaResult(path, {k: np.asarray(v) for k, v in rows.items()}, program.strategy.mean(state.es),
@@ -232,15 +232,6 @@ def _json(value: Any) -> str:
     import json
 
     return json.dumps(value, indent=2)
-
-
-def _write_table(path: Path, rows: Mapping[str, list[float]]) -> None:
-    import pandas as pd
-
-    frame = pd.DataFrame(rows)
-    frame["generation"] = frame["generation"].astype(int)
-    frame["env_steps"] = frame["env_steps"].astype(np.int64)
-    rundir._atomic_write(path / "meta.csv", lambda p: frame.to_csv(p, index=False))
 
 
 def _plot(path: Path, rows: Mapping[str, list[float]], title: str) -> None:

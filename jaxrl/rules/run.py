@@ -29,7 +29,7 @@ from jaxrl.core.values import ConfigError
 from jaxrl.driver import rundir
 from jaxrl.driver.checkpoint import CheckpointError, CheckpointStore
 from jaxrl.driver.loggers import ProgressBar
-from jaxrl.driver.resume import progress_metadata, resume_from
+from jaxrl.driver.resume import progress_metadata, resume_from, write_table
 from jaxrl.driver.spec import arrays_spec, arrays_template
 from jaxrl.rules.meta import MetaConfig, MetaGradient
 
@@ -115,7 +115,7 @@ def meta_train_rule(method: str, out: str | Path, *, meta_steps: int, settings: 
                                                         wall_before + time.perf_counter() - start, rows))
         weights = jax.tree.map(np.asarray, state.rule_params)
         rules.save(steps_done, weights, {"spec": spec, "meta_step": steps_done, "rule_params": arrays_spec(weights)})
-        _write_table(path, rows)
+        write_table(path, rows, ("meta_step", "env_steps"))
 
     try:
         for step in range(done, meta_steps):
@@ -139,20 +139,11 @@ def meta_train_rule(method: str, out: str | Path, *, meta_steps: int, settings: 
             bar.close()
         store.close()
         rules.close()
-    _write_table(path, rows)
+    write_table(path, rows, ("meta_step", "env_steps"))
     _plot(path, rows, f"meta-train {method}: {config.num_agents} agents on {config.levels} levels, K={config.inner_updates}")
     rundir._atomic_write(path / "config.json", lambda p: p.write_text(json.dumps(spec, indent=2) + "\n"))
     return RuleResult(path, {k: np.asarray(v) for k, v in rows.items()}, state.rule_params,
                       wall_before + time.perf_counter() - start, compile_time)
-
-
-def _write_table(path: Path, rows: Mapping[str, list[float]]) -> None:
-    import pandas as pd
-
-    frame = pd.DataFrame(rows)
-    for name in ("meta_step", "env_steps"):
-        frame[name] = frame[name].astype(np.int64)
-    rundir._atomic_write(path / "meta.csv", lambda p: frame.to_csv(p, index=False))
 
 
 def _plot(path: Path, rows: Mapping[str, list[float]], title: str) -> None:
