@@ -29,6 +29,7 @@ added to the forget gate.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -69,7 +70,7 @@ def load_weights(path: str | Path) -> dict[str, jax.Array]:
     try:
         with np.load(Path(path).expanduser(), allow_pickle=False) as data:
             arrays = {name: np.asarray(data[name]) for name in data.files}
-    except (OSError, ValueError, EOFError) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise ConfigError(f"cannot read Disco weights {path}: {str(error).splitlines()[0]}") from None
     missing = sorted(set(WEIGHT_SHAPES) - set(arrays))
     extra = sorted(set(arrays) - set(WEIGHT_SHAPES))
@@ -179,6 +180,22 @@ def ema_normalise(state, x, subtract_mean=True):
     return ((x - mean) if subtract_mean else x) / (jnp.sqrt(var + 1e-12) + 1e-6)
 
 
+def retrace(rewards, discount, trace, q_a, v):
+    """Retrace targets G [T, B] for the actions taken: G_T-1 = r + gamma V_T and
+    G_t = r_t + gamma_t (V_t+1 - c_t+1 Q_t+1(a_t+1) + c_t+1 G_t+1), from the target network's
+    Q(a) [T, B] and V [T+1, B], discounts and trace coefficients c [T, B]."""
+    def backward(later, step):
+        reward, gamma, c, q_now, v_next = step
+        g_next, c_next, q_next = later
+        target = reward + gamma * (v_next - c_next * q_next + c_next * g_next)
+        return (target, c, q_now), target
+
+    last = rewards[-1] + discount[-1] * v[-1]
+    steps = (rewards[:-1], discount[:-1], trace[:-1], q_a[:-1], v[1:-1])
+    _, earlier = jax.lax.scan(backward, (last, trace[-1], q_a[-1]), steps, reverse=True)
+    return jnp.concatenate([earlier, last[None]])
+
+
 def values(x: Mapping[str, Any], adv_ema, td_ema, settings=SETTINGS) -> dict[str, Any]:
     """Q, V, Retrace targets, advantages and their normalisers (see the module docstring). ``x``
     holds the agent's outputs (time-major, T+1 states) and the rollout."""
@@ -191,18 +208,7 @@ def values(x: Mapping[str, Any], adv_ema, td_ema, settings=SETTINGS) -> dict[str
     rho = jnp.exp(log_pi_a - log_mu_a)
     discount = settings["discount"] * (1.0 - x["is_terminal"].astype(jnp.float32))
     trace = settings["td_lambda"] * jnp.minimum(1.0, rho)
-    q_bar_a = select(q_bar[:-1], actions)
-
-    def backward(later, step):  # later = (G_t+1, c_t+1, Q-bar_t+1(a_t+1), V-bar_t+1)
-        reward, gamma, c, q_a, v_next = step
-        g_next, c_next, q_next, _ = later
-        target = reward + gamma * (v_next - c_next * q_next + c_next * g_next)
-        return (target, c, q_a, None), target
-
-    last = x["rewards"][-1] + discount[-1] * v_bar[-1]
-    steps = (x["rewards"][:-1], discount[:-1], trace[:-1], q_bar_a[:-1], v_bar[1:-1])
-    _, earlier = jax.lax.scan(backward, (last, trace[-1], q_bar_a[-1], None), steps, reverse=True)
-    target = jax.lax.stop_gradient(jnp.concatenate([earlier, last[None]]))
+    target = jax.lax.stop_gradient(retrace(x["rewards"], discount, trace, select(q_bar[:-1], actions), v_bar))
     adv = target - v_bar[:-1]
     qv_adv = q_bar - v_bar[..., None]
     q_td = target - select(q[:-1], actions)
