@@ -27,3 +27,4 @@ for _name in ("dr", "plr", "robust-plr", "accel", "sfl"):  # curricula over recu
 register_lazy("paired", "jaxrl.curricula.paired")
 for _name in ("lpg", "ta-lpg"):  # agents trained by a learned update rule
     register_lazy(_name, "jaxrl.rules.agent")
+register_lazy("disco", "jaxrl.rules.disco_agent")

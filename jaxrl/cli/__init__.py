@@ -1,8 +1,8 @@
-"""The ``jaxrl`` command: ``train``, ``eval``, ``sweep``, ``meta-train``, ``ued``, ``list``. Bad input
+"""The ``jaxrl`` command: ``train``, ``eval``, ``sweep``, ``meta-train``, ``ued``, ``fetch-rule``, ``list``. Bad input
 ends with one line on stderr and exit code 2, never a traceback, and never touches an existing run.
 
 A package in layers: ``common`` (the shared helpers) at the bottom, one module per subcommand
-above it (``evaluate``, ``sweep``, ``meta``, ``ued``), and this module, which registers them and
+above it (``evaluate``, ``sweep``, ``meta``, ``ued``, ``fetch``), and this module, which registers them and
 dispatches, on top. No module imports one above it. The heavy libraries load only when a command
 runs (a newcomer's first command: experiments/bench/startup.py).
 """
@@ -21,7 +21,7 @@ __all__ = ["EXIT_BAD_INPUT", "UsageError", "build_parser", "entry", "key_values"
 
 
 def build_parser() -> Parser:
-    from jaxrl.cli import evaluate, meta, sweep, ued
+    from jaxrl.cli import evaluate, fetch, meta, sweep, ued
 
     parser = Parser(
         prog="jaxrl",
@@ -36,7 +36,7 @@ def build_parser() -> Parser:
     ))
     train.add_argument("algorithm", help="algorithm name (see `jaxrl list`)")
     add_train_arguments(train)
-    for module in (evaluate, sweep, meta, ued):
+    for module in (evaluate, sweep, meta, ued, fetch):
         module.add_parser(sub)
     sub.add_parser("list", help="list algorithms and environments")
     return parser
@@ -83,10 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from jaxrl import _platform
 
             _platform.disable_compilation_cache()
-        if args.command in ("sweep", "meta-train", "ued"):
-            from jaxrl.cli import meta, sweep, ued
+        if args.command in ("sweep", "meta-train", "ued", "fetch-rule"):
+            from jaxrl.cli import fetch, meta, sweep, ued
 
-            return {"sweep": sweep, "meta-train": meta, "ued": ued}[args.command].run_command(args)
+            return {"sweep": sweep, "meta-train": meta, "ued": ued, "fetch-rule": fetch}[args.command].run_command(args)
         return run_train(args)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)

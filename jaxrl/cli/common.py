@@ -61,7 +61,8 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--objective", metavar="META_DIR", default=None, help=(
         "train with the learned weights a `jaxrl meta-train` run wrote into META_DIR (lpo, ta-lpo)"))
     train.add_argument("--rule", metavar="META_DIR", default=None, help=(
-        "with lpg or ta-lpg: train with the update rule a `jaxrl meta-train lpg` (or ta-lpg) run wrote into META_DIR"))
+        "with lpg or ta-lpg: train with the update rule a `jaxrl meta-train lpg` (or ta-lpg) run wrote into META_DIR; "
+        "with disco: disco103 (after `jaxrl fetch-rule disco103`) or disco103:PATH to the published weights"))
     train.add_argument("--optimizer", metavar="NAME|learned:META_DIR", default=None, help=(
         "the optimizer: a name (adam, sgd, rmsprop, learned_mlp, ...; as --set optimizer=NAME) or "
         "learned:META_DIR, the learned optimizer a `jaxrl meta-train optimizer` run wrote into META_DIR, at the lr (step "
@@ -127,12 +128,27 @@ def read_levels_file(env: Any, path: str) -> Any:
 
 
 def rule_overrides(meta_dir: str, algorithm: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The settings ``--rule META_DIR`` stands for: the learned rule's weights and its shape."""
+    """The settings ``--rule META_DIR`` stands for: the learned rule's weights and its shape;
+    for disco, ``--rule disco103`` (the weights `jaxrl fetch-rule disco103` wrote) or ``disco103:PATH``."""
     from jaxrl.core.contract import ConfigError
     from jaxrl.rules.run import load_rule
 
+    if algorithm == "disco":
+        from jaxrl.cli.fetch import default_path
+        from jaxrl.rules.disco import load_weights
+        from jaxrl.rules.disco_agent import to_hparam
+
+        name, _, path = meta_dir.partition(":")
+        if name != "disco103":
+            raise ConfigError(f"disco takes --rule disco103 or disco103:PATH, got {meta_dir!r}")
+        if "rule_params" in overrides:
+            raise ConfigError("give the rule's weights by --rule or by --set rule_params, not both")
+        if not path and not default_path("disco103").exists():
+            raise ConfigError(f"no Disco103 weights at {default_path('disco103')}: run `jaxrl fetch-rule disco103`, "
+                              "or give --rule disco103:PATH")
+        return {"rule_params": to_hparam(load_weights(path or default_path("disco103")))}
     if algorithm not in ("lpg", "ta-lpg"):
-        raise ConfigError(f"--rule goes with lpg or ta-lpg, not {algorithm}")
+        raise ConfigError(f"--rule goes with lpg, ta-lpg or disco, not {algorithm}")
     if "rule_params" in overrides:
         raise ConfigError("give the learned rule by --rule or by --set rule_params, not both")
     weights, settings = load_rule(meta_dir)

@@ -1,0 +1,202 @@
+"""The agent Disco103 trains (``jaxrl train disco --env Catch-bsuite --rule disco103:PATH``): on one
+of the kit's torsos, policy logits and a prediction y [600]; per action (the torso's embedding
+beside the action's one-hot, through a ReLU layer of ``action_hidden``) a prediction z [600], an
+auxiliary one-step policy and categorical action values over 601 bins. A target network, the
+moving average 0.9 old + 0.1 new of the agent's weights, gives the rule its target outputs.
+
+Every update: a rollout of ``num_steps`` transitions from ``num_envs`` environments, the rule's
+targets for it (``jaxrl.rules.disco``) with the lifetime meta-LSTM state and the normalisers
+carried in the agent's state, and one step of Adam (0.9, 0.999, 1e-8), its update clipped to
+[-1, 1] element-wise, times -lr. The data follow the reference's layout: the observation an
+episode ended on is a state of its own, and the step from it to the next episode's first
+observation is a transition the loss masks out (``ResetAsTransition``). A truncated episode is cut
+like a terminated one (the rule knows only terminal steps), so no value crosses into the next episode.
+
+Defaults are the reference colab's Catch setting where they apply (lr 1e-2, T = 28, an MLP torso of
+512 x 512, heads initialised with std 1e-2), on-policy with 64 environments in place of its replay
+of 64 trajectories.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+import envs
+from envs.wrappers import Wrapper
+from jaxrl.components.networks import Torso, torso_kind
+from jaxrl.components.rollout import EnvCarry, env_reset, episode_metrics, per_env, rollout
+from jaxrl.core.contract import Agent, Algorithm, check_batch, compose, register, require
+from jaxrl.rules import disco
+
+
+class ResetAsTransition(Wrapper):
+    """An ended episode's last observation stays the next state; the step after it (any action,
+    reward 0) leads to the next episode's first observation. ``state.pending`` marks that step."""
+
+    def reset(self, key, params=None):
+        obs, state = self.env.reset(key, params)
+        return obs, {"inner": state, "pending": jnp.zeros((), bool), "next_obs": obs}
+
+    def step(self, key, state, action, params=None):
+        obs, inner, reward, terminated, truncated, info = self.env.step(key, state["inner"], action, params)
+        final = info["final_observation"]
+        ended = terminated | truncated
+        pending = state["pending"]
+        # On the pending step the environment stands still: the state already holds the next episode.
+        inner = jax.tree.map(lambda old, new: jnp.where(pending, old, new), state["inner"], inner)
+        out_obs = jnp.where(pending, state["next_obs"], jnp.where(ended, final, obs))
+        reward = jnp.where(pending, 0.0, reward)
+        terminated, truncated = terminated & ~pending, truncated & ~pending
+        info = dict(info, final_observation=out_obs)
+        new_state = {"inner": inner, "pending": ~pending & ended, "next_obs": jnp.where(pending, state["next_obs"], obs)}
+        return out_obs, new_state, reward, terminated, truncated, info
+
+
+@dataclass(frozen=True)
+class DiscoConfig:
+    total_steps: int = 500_000
+    num_envs: int = 64
+    num_steps: int = 28
+    hidden_sizes: tuple[int, ...] = (512, 512)
+    activation: str = "relu"
+    action_hidden: int = 128
+
+
+@struct.dataclass
+class DiscoHParams:
+    lr: Any = 1e-2
+    max_abs_update: Any = 1.0
+    rule_params: Any = None  # Disco103's weights, names with ":" for "/" (``to_hparam``)
+
+
+@struct.dataclass
+class DiscoState:
+    params: Any
+    target_params: Any
+    opt_state: Any
+    meta_state: Any  # the lifetime meta-LSTM's (h, c)
+    adv_ema: Any
+    td_ema: Any
+    env: EnvCarry
+    after_end: jax.Array  # [num_envs] bool: the next transition is a masked reset step
+    key: jax.Array
+
+
+def to_hparam(weights: dict[str, Any]) -> dict[str, Any]:
+    """Weight names as hyperparameter keys ("/" is a path separator in checkpoints)."""
+    return {name.replace("/", ":"): value for name, value in weights.items()}
+
+
+class DiscoNet(nn.Module):
+    num_actions: int
+    torso: nn.Module
+    action_hidden: int
+
+    @nn.compact
+    def __call__(self, obs):
+        head = lambda size: nn.Dense(size, kernel_init=nn.initializers.normal(1e-2))  # noqa: E731
+        embedding = self.torso(obs)
+        actions = jnp.broadcast_to(jnp.eye(self.num_actions), embedding.shape[:-1] + (self.num_actions, self.num_actions))
+        per_action = jnp.concatenate([jnp.broadcast_to(embedding[..., None, :], actions.shape[:-1] + embedding.shape[-1:]),
+                                      actions], -1)
+        hidden = nn.relu(nn.Dense(self.action_hidden)(per_action))
+        return {"logits": head(self.num_actions)(embedding), "y": head(disco.Y_SIZE)(embedding),
+                "z": head(disco.Y_SIZE)(hidden), "aux_pi": head(self.num_actions)(hidden), "q": head(disco.NUM_BINS)(hidden)}
+
+
+def build(config: DiscoConfig, env: envs.Environment) -> Agent:
+    env_params = env.default_params
+    num_actions = envs.action_size(env.action_space(env_params))
+    obs_shape = envs.observation_shape(env, env_params)
+    torso = Torso(tuple(config.hidden_sizes), config.activation, torso_kind(obs_shape, "auto"), obs_ndim=len(obs_shape))
+    net = DiscoNet(num_actions, torso, config.action_hidden)
+    vec_env = envs.make_vector(ResetAsTransition(env), config.num_envs)
+    batch = config.num_envs * config.num_steps
+    num_updates = config.total_steps // batch
+
+    def tx(hparams):
+        return optax.chain(optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8), optax.clip(hparams.max_abs_update),
+                           optax.scale(-hparams.lr))
+
+    def init(key, hparams, env_params) -> DiscoState:
+        key, net_key, env_key = jax.random.split(key, 3)
+        params = net.init(net_key, jnp.zeros((1, *obs_shape), jnp.float32))
+        zeros = jnp.zeros(disco.META_SIZE)
+        fresh = (jnp.float32(0.0), jnp.float32(0.0), jnp.float32(1.0))
+        return DiscoState(params, params, tx(hparams).init(params), (zeros, zeros), fresh, fresh,
+                          env_reset(vec_env, env_params, env_key), jnp.zeros(config.num_envs, bool), key)
+
+    def collect(state: DiscoState, hparams, step):
+        key, rollout_key = jax.random.split(state.key)
+
+        def policy(act_key, obs):
+            logits = net.apply(state.params, obs)["logits"]
+            return jax.random.categorical(act_key, logits), {"logits": logits}
+
+        env_carry, traj = rollout(vec_env, policy, state.env, rollout_key, config.num_steps)
+        return state.replace(env=env_carry, key=key), (traj, state.after_end)
+
+    def learn(state: DiscoState, hparams, batch_and_start, step):
+        traj, after_end = batch_and_start
+        weights = {name.replace(":", "/"): value for name, value in hparams.rule_params.items()}
+        obs = jnp.concatenate([traj.obs, traj.next_obs[-1:]])  # T+1 states: the next is always the last's successor
+        ended = traj.terminated | traj.truncated
+        mask = 1.0 - jnp.concatenate([after_end[None], ended[:-1]]).astype(jnp.float32)  # reset steps do not count
+        online = net.apply(state.params, obs)
+        target = jax.lax.stop_gradient(net.apply(state.target_params, obs))
+        x = {"actions": jnp.concatenate([traj.action, traj.action[-1:]]), "rewards": traj.reward, "is_terminal": ended,
+             "behaviour_logits": jnp.concatenate([traj.extras["logits"], online["logits"][-1:]]),
+             **{k: jax.lax.stop_gradient(v) for k, v in online.items()}, **{f"target_{k}": target[k] for k in ("logits", "y", "z", "q")}}
+        val, out = disco.rule_outputs(weights, jax.lax.stop_gradient(x), state.meta_state, state.adv_ema, state.td_ema)
+
+        def loss_fn(params):
+            terms = disco.loss_per_step(net.apply(params, obs), x, val, out)
+            return disco.masked_mean(terms["total_loss"], mask), terms
+
+        (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = tx(hparams).update(grads, state.opt_state, state.params)
+        coeff = disco.SETTINGS["target_params_coeff"]
+        target_params = jax.tree.map(lambda t, p: coeff * t + (1 - coeff) * p, state.target_params, state.params)
+        state = state.replace(params=optax.apply_updates(state.params, updates), target_params=target_params, opt_state=opt_state,
+                              meta_state=out["meta_state"], adv_ema=val["adv_ema"], td_ema=val["td_ema"], after_end=ended[-1])
+        metrics = {"loss": loss, **{k: disco.masked_mean(v, mask) for k, v in terms.items() if k != "total_loss"},
+                   "pi_hat_entropy": -jnp.mean(jnp.sum(jax.nn.softmax(out["pi_hat"]) * jax.nn.log_softmax(out["pi_hat"]), -1))}
+        metrics.update(episode_metrics(traj))
+        metrics["per_env"] = per_env(traj)
+        return state, metrics
+
+    def policy_params(state: DiscoState):
+        return {"net": state.params}
+
+    def act(policy_params, obs, key, deterministic: bool = False):
+        logits = net.apply(policy_params["net"], obs)["logits"]
+        return jnp.where(deterministic, jnp.argmax(logits, -1), jax.random.categorical(key, logits))
+
+    return Agent(init=init, update=compose(collect, learn), act=act, policy_params=policy_params, steps_per_update=batch,
+                 num_updates=num_updates, collect=collect, learn=learn)
+
+
+def defaults(env_name: str, discrete: bool) -> tuple[DiscoConfig, DiscoHParams]:
+    return DiscoConfig(), DiscoHParams()
+
+
+def check(config: DiscoConfig, hparams: DiscoHParams, discrete: bool) -> None:
+    require(config.num_envs >= 1 and config.num_steps >= 2, "num_envs must be >= 1 and num_steps >= 2")
+    check_batch(config.total_steps, config.num_envs * config.num_steps, "batch (num_envs x num_steps)")
+    require(hparams.lr > 0 and hparams.max_abs_update > 0, "lr and max_abs_update must be positive")
+    require(hparams.rule_params is not None, "disco needs the rule's weights: --rule disco103:PATH (or `jaxrl fetch-rule "
+            "disco103` first, then --rule disco103)")
+    names = {name.replace(":", "/") for name in hparams.rule_params}
+    require(names == set(disco.WEIGHT_SHAPES), "rule_params are not Disco103's weights")
+
+
+register(Algorithm(name="disco", summary="Disco103 (Oh et al. 2025): an agent trained by DiscoRL's published learned rule",
+                   config_type=DiscoConfig, hparams_type=DiscoHParams, build=build, defaults=defaults, check=check,
+                   continuous=False))

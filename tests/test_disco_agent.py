@@ -1,0 +1,71 @@
+"""The agent Disco103 trains: the reference's data layout (an ended episode's last observation
+is a state, the step to the next episode a masked transition), `jaxrl train disco --rule`,
+checkpoints with an exact resume, `jaxrl eval`, and learning on Catch."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+
+import envs
+from jaxrl.cli import main
+from jaxrl.rules.disco_agent import ResetAsTransition
+
+from killing import complete_steps, kill_at_first_checkpoint
+from test_disco import WEIGHTS, needs_shared
+
+SMALL = ["--set", "hidden_sizes=32x32", "--set", "action_hidden=16", "--set", "num_envs=4", "--set", "num_steps=8"]
+
+
+def test_an_ended_episode_is_followed_by_a_reset_transition():
+    env, params = envs.make("Catch-bsuite")
+    wrapped = ResetAsTransition(env)
+    obs, state = wrapped.reset(jax.random.PRNGKey(0), params)
+    seen, ends = [obs], []
+    for t in range(12):
+        obs, state, reward, terminated, truncated, info = wrapped.step(jax.random.PRNGKey(t + 1), state, 1, params)
+        seen.append(obs)
+        ends.append((bool(terminated), float(reward), bool(state["pending"])))
+        np.testing.assert_array_equal(info["final_observation"], obs)  # no jump inside a step
+    end = next(i for i, e in enumerate(ends) if e[0])
+    assert ends[end][2] and abs(ends[end][1]) == 1.0  # the terminal step, its reward, then pending
+    assert ends[end + 1] == (False, 0.0, False)  # the reset transition: nothing paid, nothing ended
+    assert float(seen[end + 1][0].sum()) == 0.0 and float(seen[end + 2][0].sum()) == 1.0  # the last state, then the ball at the top
+    assert not np.array_equal(seen[end + 1], seen[end + 2])
+
+
+@needs_shared
+def test_train_resume_and_eval(tmp_path):
+    train = ["train", "disco", "--env", "Catch-bsuite", "--rule", f"disco103:{WEIGHTS}", "--total-steps", "1024",
+             "--quiet", *SMALL, "--log-every", "1", "--checkpoint-every", "256"]
+    reference = tmp_path / "reference"
+    assert main([*train, "--out", str(reference)]) == 0
+    run, stderr = tmp_path / "run", tmp_path / "stderr.txt"
+    with stderr.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "jaxrl.cli", *train, "--out", str(run)], stdout=subprocess.DEVNULL,
+                                stderr=err, env=os.environ.copy())
+        kill_at_first_checkpoint(proc, run / "checkpoints", stderr.read_text)
+    assert proc.returncode == -signal.SIGKILL and complete_steps(run / "checkpoints")[-1] < 1024
+    assert main([*train, "--resume", str(run)]) == 0
+    resumed, expected = pd.read_csv(run / "metrics.csv"), pd.read_csv(reference / "metrics.csv")
+    columns = [c for c in expected.columns if "time" not in c]
+    pd.testing.assert_frame_equal(resumed[columns], expected[columns], check_exact=True)
+    assert main(["eval", str(reference), "--episodes", "4"]) == 0
+
+
+@needs_shared
+@pytest.mark.slow
+def test_disco103_learns_catch():
+    import jaxrl
+    from jaxrl.rules import disco
+    from jaxrl.rules.disco_agent import to_hparam
+
+    weights = to_hparam({k: np.asarray(v) for k, v in disco.load_weights(WEIGHTS).items()})
+    result = jaxrl.train("disco", "Catch-bsuite", num_seeds=2, overrides={
+        "rule_params": weights, "num_envs": 8, "num_steps": 28, "hidden_sizes": (128, 128), "total_steps": 8 * 28 * 400})
+    assert result.final_returns.min() > 0.0, result.final_returns  # a random policy scores about -0.6
