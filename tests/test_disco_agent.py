@@ -1,6 +1,6 @@
 """The agent Disco103 trains: the reference's data layout (an ended episode's last observation
 is a state, the step to the next episode a masked transition), `jaxrl train disco --rule`,
-checkpoints with an exact resume, `jaxrl eval`, and learning on Catch."""
+checkpoints with an exact resume, `jaxrl eval`. (Learning on Catch: not yet measured, so not yet a test.)"""
 
 import os
 import signal
@@ -10,7 +10,6 @@ import sys
 import jax
 import numpy as np
 import pandas as pd
-import pytest
 
 import envs
 from jaxrl.cli import main
@@ -56,16 +55,3 @@ def test_train_resume_and_eval(tmp_path):
     columns = [c for c in expected.columns if "time" not in c]
     pd.testing.assert_frame_equal(resumed[columns], expected[columns], check_exact=True)
     assert main(["eval", str(reference), "--episodes", "4"]) == 0
-
-
-@needs_shared
-@pytest.mark.slow
-def test_disco103_learns_catch():
-    import jaxrl
-    from jaxrl.rules import disco
-    from jaxrl.rules.disco_agent import to_hparam
-
-    weights = to_hparam({k: np.asarray(v) for k, v in disco.load_weights(WEIGHTS).items()})
-    result = jaxrl.train("disco", "Catch-bsuite", num_seeds=2, overrides={
-        "rule_params": weights, "num_envs": 8, "num_steps": 28, "hidden_sizes": (128, 128), "total_steps": 8 * 28 * 400})
-    assert result.final_returns.min() > 0.0, result.final_returns  # a random policy scores about -0.6
