@@ -128,6 +128,9 @@ def test_named_lpg_levels():
         envs.make("gridworld/dense", levels="small")
     with pytest.raises(envs.InvalidEnvSetting):
         envs.make("gridworld", levels="huge")
+    for bad in ({"min_terminate": 0.0}, {"min_respawn": 0.2}, {"n_walls": -1}, {"levels": "all", "min_size": 2}):
+        with pytest.raises(envs.InvalidEnvSetting):
+            envs.make("gridworld", **bad)
 
 
 def test_registry_options():

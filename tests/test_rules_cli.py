@@ -73,8 +73,10 @@ def test_rule_meta_training_resumes_exactly_after_sigkill(tmp_path):
     (["meta-train", "lpg", "--set", "inner_updates=0"], "inner_updates must be >= 1"),
     (["meta-train", "lpg", "--set", "remat=maybe"], "remat must be bool"),
     (["meta-train", "lpg", "--env", "CartPole-v1"], "grid-world levels"),
+    (["meta-train", "groove", "--set", "min_fill=5000"], "min_fill <= buffer_size"),
+    (["train", "lpg", "--env", "gridworld", "--env-set", "observation=grid"], "not one-hot"),
     (["meta-train", "lpg", "--meta-steps", "0"], "meta_steps must be an integer >= 1"),
-    (["train", "ppo", "--env", "CartPole-v1", "--rule", "x"], "--rule goes with lpg or ta-lpg"),
+    (["train", "ppo", "--env", "CartPole-v1", "--rule", "x"], "--rule goes with lpg, ta-lpg or disco"),
     (["train", "lpg", "--env", "gridworld", "--rule", "nowhere"], "no such directory"),
     (["train", "lpg", "--env", "gridworld", "--set", "rule=sarsa"], "rule must be one of"),
 ])

@@ -61,6 +61,11 @@ def make_gridworld(**overrides: Any) -> tuple[GridWorld, GridParams]:
         raise InvalidEnvSetting(f"gridworld {space}: sizes must be in 2..{grid} and objects in 1..{max_objects}, low <= high")
     if not 1 <= params.min_steps <= params.max_steps or not 0 < params.min_lifetime <= params.max_lifetime:
         raise InvalidEnvSetting("gridworld: steps and lifetimes must be positive, low <= high")
+    if params.min_size**2 < max_objects + 1:
+        raise InvalidEnvSetting(f"gridworld {space}: min_size must leave room for the start and {max_objects} objects "
+                                f"(min_size >= {int((max_objects + 1) ** 0.5 + 0.999)})")
+    if not (0 < params.min_terminate <= 1 and 0 < params.min_respawn <= params.max_respawn <= 1 and params.n_walls >= 0):
+        raise InvalidEnvSetting("gridworld: need 0 < min_terminate <= 1, 0 < min_respawn <= max_respawn <= 1, n_walls >= 0")
     return GridWorld(grid, max_objects, observation), params
 
 

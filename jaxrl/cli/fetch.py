@@ -58,11 +58,14 @@ def run_command(args: argparse.Namespace) -> int:
     digest = hashlib.sha256(data).hexdigest()
     if digest != entry["sha256"]:
         raise ConfigError(f"{args.rule}: the download's sha256 is {digest}, not {entry['sha256']}; nothing written")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".part")
-    partial.write_bytes(data)
-    partial.replace(target)
-    target.with_name(target.name + ".NOTICE").write_text(entry["attribution"] + "\nLicence text: "
-                                                         "https://www.apache.org/licenses/LICENSE-2.0\n")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".part")
+        partial.write_bytes(data)
+        partial.replace(target)
+        target.with_name(target.name + ".NOTICE").write_text(entry["attribution"] + "\nLicence text: "
+                                                             "https://www.apache.org/licenses/LICENSE-2.0\n")
+    except OSError as error:
+        raise ConfigError(f"cannot write {target}: {error.strerror or error}") from None
     print(f"{args.rule} -> {target} (sha256 checked)\n{entry['attribution']}")
     return 0

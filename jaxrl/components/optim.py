@@ -121,9 +121,10 @@ def sgd(args: OptimizerArgs) -> optax.GradientTransformation:
 
 @register_optimizer("rmsprop")
 def rmsprop(args: OptimizerArgs) -> optax.GradientTransformation:
-    """RMSProp with the squared-gradient average's decay 0.99 (A3C's, Mnih et al. 2016, and
-    PyTorch's default; optax's is 0.9)."""
-    return optax.rmsprop(args.lr, decay=0.99, **({} if args.eps is None else {"eps": args.eps}))
+    """RMSProp as A3C (Mnih et al. 2016) and PyTorch define it: the squared-gradient average's
+    decay 0.99 (optax's default is 0.9) and eps added to its square root (optax's default adds it
+    inside, which makes eps 1e-5 act like 3e-3)."""
+    return optax.rmsprop(args.lr, decay=0.99, eps_in_sqrt=False, **({} if args.eps is None else {"eps": args.eps}))
 
 
 def learning_rate(lr: jax.Array, progress: Progress, anneal: bool) -> jax.Array:

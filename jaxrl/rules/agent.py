@@ -33,7 +33,7 @@ import envs
 from jaxrl.components.networks import Torso, torso_kind
 from jaxrl.components.optim import apply, check_optimizer, optimizer
 from jaxrl.components.rollout import EnvCarry, env_reset, episode_metrics, per_env, rollout
-from jaxrl.core.contract import Agent, Algorithm, Progress, check_batch, compose, register, require
+from jaxrl.core.contract import Agent, Algorithm, ConfigError, Progress, check_batch, compose, register, require
 from jaxrl.rules.lpg import RULES, RuleInputs, make_rule
 
 SMOOTHING = 1e-3  # y_hat mixed with the uniform distribution: KL(y || y_hat) stays finite
@@ -112,6 +112,9 @@ def build(config: LPGConfig, env: envs.Environment) -> Agent:
     torso = Torso(tuple(config.hidden_sizes), config.activation, torso_kind(obs_shape, "auto"), obs_ndim=len(obs_shape))
     # Tables where the observations are one-hot (grid worlds, chains) and there is no torso.
     table = not config.hidden_sizes and bool(getattr(env, "one_hot_observation", False))
+    if not config.hidden_sizes and not table:
+        raise ConfigError(f"{env.name}'s observations are not one-hot, so a table (hidden_sizes=()) does not fit them; "
+                          "give a torso, e.g. --set hidden_sizes=64 --set optimizer=adam --set lr=1e-3")
     net = PolicyAndPrediction(num_actions, config.num_bins, torso, table=table)
     vec_env = envs.make_vector(env, config.num_envs)
     batch_size = config.num_envs * config.num_steps

@@ -38,11 +38,19 @@ from jaxrl.rules import disco
 
 class ResetAsTransition(Wrapper):
     """An ended episode's last observation stays the next state; the step after it (any action,
-    reward 0) leads to the next episode's first observation. ``state.pending`` marks that step."""
+    reward 0) leads to the next episode's first observation. ``state.pending`` marks that step.
+    (The episode statistics outside count it as the next episode's first step: its length is one
+    more than the environment's; its return is unchanged.)"""
+
+    @staticmethod
+    def _start(obs, state):
+        return obs, {"inner": state, "pending": jnp.zeros((), bool), "next_obs": obs}
 
     def reset(self, key, params=None):
-        obs, state = self.env.reset(key, params)
-        return obs, {"inner": state, "pending": jnp.zeros((), bool), "next_obs": obs}
+        return self._start(*self.env.reset(key, params))
+
+    def reset_to_level(self, key, level, params=None):
+        return self._start(*self.env.reset_to_level(key, level, params))
 
     def step(self, key, state, action, params=None):
         obs, inner, reward, terminated, truncated, info = self.env.step(key, state["inner"], action, params)

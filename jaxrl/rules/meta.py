@@ -79,8 +79,12 @@ class MetaConfig:
         require(self.rule in ("lpg", "ta-lpg"), f"rule must be lpg or ta-lpg, got {self.rule!r}")
         require(self.curator in ("uniform", "groove"), f"curator must be uniform or groove, got {self.curator!r}")
         require(0 <= self.replay_prob <= 1 and 0 <= self.staleness <= 1, "replay_prob and staleness must be in [0, 1]")
-        require(self.buffer_size >= 1 and self.min_fill >= 1 and self.temperature > 0,
-                "buffer_size and min_fill must be >= 1, temperature positive")
+        require(1 <= self.min_fill <= self.buffer_size and self.temperature > 0,
+                "need 1 <= min_fill <= buffer_size and a positive temperature")
+        require(0 <= self.gamma <= 1 and 0 <= self.critic_lambda <= 1, "gamma and critic_lambda must be in [0, 1]")
+        require(min(self.beta_pi_entropy, self.beta_y_entropy, self.beta_pi_hat, self.beta_y_hat) >= 0,
+                "the beta_* regularisers must be >= 0")
+        require(self.antagonist_lr > 0 and self.antagonist_ent_coef >= 0, "antagonist_lr must be positive, antagonist_ent_coef >= 0")
         for name in ("num_agents", "num_envs", "num_steps", "inner_updates", "hidden_size", "num_bins"):
             require(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("meta_lr", "meta_max_grad_norm", "lr", "alpha_y", "critic_lr"):
