@@ -117,7 +117,7 @@ def make(num_agents=32, num_envs=16, num_steps=20, inner=5, hidden=64, bins=30, 
         critic, copt = a["critic"], a["copt"]
         for i in range(inner + 1):
             traj = jax.tree.map(lambda x: x[i], trajs) if i < inner else fresh
-            _, target = gae_targets(critic, traj)
+            _, target = gae_targets(a["critic"], traj)  # targets from the segment's first critic
             g = jax.grad(lambda c: 0.5 * jnp.mean((traj[0] @ c - target) ** 2))(critic)
             u, copt = critic_tx.update(g, copt, critic)
             critic = optax.apply_updates(critic, u)

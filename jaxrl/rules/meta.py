@@ -8,7 +8,8 @@ own level with ``num_envs`` copies of it. A meta-step, for every agent at once (
    ``num_steps`` steps, differentiated through (``remat`` recomputes them in the backward pass);
 2. a fresh rollout of the updated agent, on which the meta-objective is the policy gradient with
    advantages from the agent's own critic (GAE, normalised; the critic is a value table or network
-   trained here on every rollout, outside the meta-gradient), plus LPG's regularisers: entropies
+   trained here on every rollout of the segment towards its GAE targets from the start of the
+   segment, outside the meta-gradient), plus LPG's regularisers: entropies
    of pi and y (raised, beta0 and beta1) and the squares of pi_hat and y_hat (lowered, beta2 and
    beta3);
 3. the gradient of the mean over agents with respect to the rule's weights, clipped to a global
@@ -199,8 +200,12 @@ class MetaGradient:
             inner = jax.checkpoint(inner)
         state, (trajs, metrics) = jax.lax.scan(inner, slot.agent, jnp.arange(c.inner_updates))
         state, fresh = self.agent.collect(state, hparams, slot.n + c.inner_updates)
-        advantage, _ = self._critic_targets(slot.critic, fresh)
-        advantage = jax.lax.stop_gradient((advantage - advantage.mean()) / (advantage.std() + 1e-8))
+        # The critic's targets on every rollout of the segment at once, from the critic it started
+        # with (one GAE over K + 1 rollouts instead of K + 1 in turn): the advantages of the fresh one,
+        # then K + 1 steps of the critic on them, outside the meta-gradient.
+        rollouts = jax.lax.stop_gradient(jax.tree.map(lambda t, f: jnp.concatenate([t, f[None]]), trajs, fresh))
+        advantages, targets = jax.vmap(self._critic_targets, in_axes=(None, 0))(slot.critic, rollouts)
+        advantage = jax.lax.stop_gradient((advantages[-1] - advantages[-1].mean()) / (advantages[-1].std() + 1e-8))
         logits, y_logits = self.agent.net.apply(state.params, fresh.obs)
         log_pi = jax.nn.log_softmax(logits)
         log_pi_a = jnp.take_along_axis(log_pi, fresh.action[..., None], -1)[..., 0]
@@ -210,24 +215,18 @@ class MetaGradient:
         policy_gradient = -jnp.mean(log_pi_a * advantage)
         loss = (policy_gradient - c.beta_pi_entropy * pi_entropy - c.beta_y_entropy * y_entropy
                 + c.beta_pi_hat * metrics["pi_hat_sq"].mean() + c.beta_y_hat * metrics["y_hat_sq"].mean())
-        # The critic learns from every rollout of the segment, outside the meta-gradient.
+        critic_error = lambda p, i: 0.5 * jnp.mean((self.critic.apply(p, rollouts.obs[i]) - targets[i]) ** 2)  # noqa: E731
         critic, critic_opt = slot.critic, slot.critic_opt
-        rollouts = jax.tree.map(lambda t, f: jnp.concatenate([t, f[None]]), trajs, fresh)
         for i in range(c.inner_updates + 1):
-            traj = jax.tree.map(lambda x: jax.lax.stop_gradient(x[i]), rollouts)
-            _, target = self._critic_targets(critic, traj)
-            grads = jax.grad(lambda p: 0.5 * jnp.mean((self.critic.apply(p, traj.obs) - target) ** 2))(critic)
-            updates, critic_opt = self.critic_tx.update(grads, critic_opt, critic)
+            updates, critic_opt = self.critic_tx.update(jax.grad(critic_error)(critic, i), critic_opt, critic)
             critic = optax.apply_updates(critic, updates)
         ended = fresh.episode_done
-        fresh_target = self._critic_targets(slot.critic, fresh)[1]
-        critic_error = lambda p: 0.5 * jnp.mean((self.critic.apply(p, fresh.obs) - fresh_target) ** 2)  # noqa: E731
         out = {
             "meta_loss": loss, "policy_gradient": policy_gradient, "pi_entropy": pi_entropy, "y_entropy": y_entropy,
             "pi_hat_sq": metrics["pi_hat_sq"].mean(), "y_hat_sq": metrics["y_hat_sq"].mean(),
             "pi_hat_mean": metrics["pi_hat_mean"].mean(),
-            # On the fresh rollout, towards its targets under the critic it started with: before and after its updates.
-            "critic_loss": critic_error(slot.critic), "critic_loss_after": critic_error(critic),
+            # On the fresh rollout, towards its targets: before and after the critic's updates.
+            "critic_loss": critic_error(slot.critic, -1), "critic_loss_after": critic_error(critic, -1),
             "return_sum": jnp.sum(jnp.where(ended, fresh.episode_return, 0.0)), "episodes": ended.sum(),
         }
         slot = slot.replace(agent=jax.lax.stop_gradient(state), critic=critic, critic_opt=critic_opt,
