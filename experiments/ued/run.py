@@ -93,8 +93,9 @@ def write_results(args, seconds: dict[str, float]) -> None:
         summary.append({"curriculum": name, "sampled: IQM": sampled_iqm, "sampled: 95% CI": sampled_ci,
                         "greedy: IQM": greedy_iqm, "greedy: 95% CI": greedy_ci,
                         "sampled: worst 10%": rand["sampled"]["solve_rate_cvar10"],
-                        "holdouts (kit's own), sampled": hold["sampled"]["solve_rate"],
-                        "holdouts (kit's own), greedy": hold["solve_rate"],
+                        **dict(zip(("holdouts (kit's own), sampled: IQM", "holdouts, sampled: 95% CI"),
+                                   iqm_ci(hold["sampled"]["per_seed_solve_rate"]))),
+                        "holdouts, greedy: mean": hold["solve_rate"],
                         **budget(name, args), "wall s": wall})
     with open(HERE / "greedy.csv", "w", newline="") as f:
         writer = csv.writer(f)
