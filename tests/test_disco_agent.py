@@ -55,3 +55,17 @@ def test_train_resume_and_eval(tmp_path):
     columns = [c for c in expected.columns if "time" not in c]
     pd.testing.assert_frame_equal(resumed[columns], expected[columns], check_exact=True)
     assert main(["eval", str(reference), "--episodes", "4"]) == 0
+
+
+@needs_shared
+def test_replay_learns_once_enough_sequences_are_stored():
+    import jaxrl
+    from jaxrl.rules import disco
+    from jaxrl.rules.disco_agent import to_hparam
+
+    weights = to_hparam({k: np.asarray(v) for k, v in disco.load_weights(WEIGHTS).items()})
+    result = jaxrl.train("disco", "Catch-bsuite", log_every=1, overrides={
+        "rule_params": weights, "num_envs": 2, "num_steps": 8, "replay_capacity": 256, "batch_size": 8,
+        "hidden_sizes": (32, 32), "action_hidden": 16, "total_steps": 2 * 8 * 8})
+    loss = np.asarray(result.metrics["loss"]).ravel()
+    assert np.isnan(loss[:3]).all() and np.isfinite(loss[3:]).all()  # 8 sequences from 2 environments: 4 rollouts

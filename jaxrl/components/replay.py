@@ -44,16 +44,19 @@ class Replay:
             max_length_time_axis=capacity // num_envs,
         )
 
-    def init(self, obs: jax.Array, action: jax.Array) -> Any:
-        """An empty buffer for transitions with one environment's ``obs`` and ``action`` shapes."""
+    def init(self, obs: jax.Array, action: jax.Array, extras: dict[str, jax.Array] | None = None) -> Any:
+        """An empty buffer for transitions with one environment's ``obs`` and ``action`` shapes (and
+        ``extras``: more per-transition fields, by example)."""
         obs, action = jnp.zeros_like(obs), jnp.zeros_like(action)
         false = jnp.zeros((), bool)
-        example = {"obs": obs, "action": action, "reward": jnp.zeros((), jnp.float32), "terminated": false, "truncated": false, "next_obs": obs}
+        example = {"obs": obs, "action": action, "reward": jnp.zeros((), jnp.float32), "terminated": false, "truncated": false,
+                   "next_obs": obs, **jax.tree.map(jnp.zeros_like, extras or {})}
         return self.buffer.init(example)
 
-    def add(self, state: Any, transitions: Transition) -> Any:
-        """Adds a rollout's transitions, [T, num_envs, ...]."""
-        return self.buffer.add(state, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), stored(transitions)))
+    def add(self, state: Any, transitions: Transition, extras: dict[str, jax.Array] | None = None) -> Any:
+        """Adds a rollout's transitions, [T, num_envs, ...] (and the ``extras`` given at ``init``)."""
+        data = {**stored(transitions), **(extras or {})}
+        return self.buffer.add(state, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), data))
 
     def can_sample(self, state: Any) -> jax.Array:
         """Whether every environment has at least ``sequence_length`` transitions."""

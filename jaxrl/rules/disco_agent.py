@@ -13,8 +13,9 @@ observation is a transition the loss masks out (``ResetAsTransition``). A trunca
 like a terminated one (the rule knows only terminal steps), so no value crosses into the next episode.
 
 Defaults are the reference colab's Catch setting where they apply (lr 1e-2, T = 28, an MLP torso of
-512 x 512, heads initialised with std 1e-2), on-policy with 64 environments in place of its replay
-of 64 trajectories.
+512 x 512, heads initialised with std 1e-2), on-policy with 64 environments; the colab's replay is
+``--set replay_capacity=28672 --set num_envs=2`` (1,024 sequences of 28 steps, a batch of 64
+sequences every 2 x 28 steps, learning once 64 sequences' worth is stored).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from flax import struct
 import envs
 from envs.wrappers import Wrapper
 from jaxrl.components.networks import Torso, torso_kind
+from jaxrl.components.replay import Replay
 from jaxrl.components.rollout import EnvCarry, env_reset, episode_metrics, per_env, rollout
 from jaxrl.core.contract import Agent, Algorithm, check_batch, compose, register, require
 from jaxrl.rules import disco
@@ -75,6 +77,8 @@ class DiscoConfig:
     hidden_sizes: tuple[int, ...] = (512, 512)
     activation: str = "relu"
     action_hidden: int = 128
+    replay_capacity: int = 0  # transitions kept (0: learn on each rollout as it comes); the colab's: 1024 x 28
+    batch_size: int = 64  # sequences of num_steps transitions per update, from the replay
 
 
 @struct.dataclass
@@ -95,6 +99,7 @@ class DiscoState:
     env: EnvCarry
     after_end: jax.Array  # [num_envs] bool: the next transition is a masked reset step
     key: jax.Array
+    buffer: Any = None  # the replay (with replay_capacity > 0)
 
 
 def to_hparam(weights: dict[str, Any]) -> dict[str, Any]:
@@ -128,6 +133,7 @@ def build(config: DiscoConfig, env: envs.Environment) -> Agent:
     vec_env = envs.make_vector(ResetAsTransition(env), config.num_envs)
     batch = config.num_envs * config.num_steps
     num_updates = config.total_steps // batch
+    replay = Replay(config.num_envs, config.replay_capacity, config.batch_size, config.num_steps) if config.replay_capacity else None
 
     def tx(hparams):
         return optax.chain(optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8), optax.clip(hparams.max_abs_update),
@@ -138,8 +144,13 @@ def build(config: DiscoConfig, env: envs.Environment) -> Agent:
         params = net.init(net_key, jnp.zeros((1, *obs_shape), jnp.float32))
         zeros = jnp.zeros(disco.META_SIZE)
         fresh = (jnp.float32(0.0), jnp.float32(0.0), jnp.float32(1.0))
-        return DiscoState(params, params, tx(hparams).init(params), (zeros, zeros), fresh, fresh,
-                          env_reset(vec_env, env_params, env_key), jnp.zeros(config.num_envs, bool), key)
+        carry = env_reset(vec_env, env_params, env_key)
+        buffer = None
+        if replay is not None:
+            example = {"logits": jnp.zeros(num_actions), "masked": jnp.zeros((), bool)}
+            buffer = replay.init(carry.obs[0], jnp.zeros((), jnp.int32), example)
+        return DiscoState(params, params, tx(hparams).init(params), (zeros, zeros), fresh, fresh, carry,
+                          jnp.zeros(config.num_envs, bool), key, buffer)
 
     def collect(state: DiscoState, hparams, step):
         key, rollout_key = jax.random.split(state.key)
@@ -151,16 +162,17 @@ def build(config: DiscoConfig, env: envs.Environment) -> Agent:
         env_carry, traj = rollout(vec_env, policy, state.env, rollout_key, config.num_steps)
         return state.replace(env=env_carry, key=key), (traj, state.after_end)
 
-    def learn(state: DiscoState, hparams, batch_and_start, step):
-        traj, after_end = batch_and_start
+    def learner_step(state: DiscoState, hparams, seq):
+        """One update on sequences [T, B] of transitions (obs, action, reward, terminated,
+        truncated, next_obs, behaviour logits, masked: the reset step after an episode's end)."""
         weights = {name.replace(":", "/"): value for name, value in hparams.rule_params.items()}
-        obs = jnp.concatenate([traj.obs, traj.next_obs[-1:]])  # T+1 states: the next is always the last's successor
-        ended = traj.terminated | traj.truncated
-        mask = 1.0 - jnp.concatenate([after_end[None], ended[:-1]]).astype(jnp.float32)  # reset steps do not count
+        obs = jnp.concatenate([seq["obs"], seq["next_obs"][-1:]])  # T+1 states: each next is the last's successor
+        ended = seq["terminated"] | seq["truncated"]
+        mask = 1.0 - seq["masked"].astype(jnp.float32)
         online = net.apply(state.params, obs)
         target = jax.lax.stop_gradient(net.apply(state.target_params, obs))
-        x = {"actions": jnp.concatenate([traj.action, traj.action[-1:]]), "rewards": traj.reward, "is_terminal": ended,
-             "behaviour_logits": jnp.concatenate([traj.extras["logits"], online["logits"][-1:]]),
+        x = {"actions": jnp.concatenate([seq["action"], seq["action"][-1:]]), "rewards": seq["reward"], "is_terminal": ended,
+             "behaviour_logits": jnp.concatenate([seq["logits"], online["logits"][-1:]]),
              **{k: jax.lax.stop_gradient(v) for k, v in online.items()}, **{f"target_{k}": target[k] for k in ("logits", "y", "z", "q")}}
         val, out = disco.rule_outputs(weights, jax.lax.stop_gradient(x), state.meta_state, state.adv_ema, state.td_ema)
 
@@ -173,12 +185,30 @@ def build(config: DiscoConfig, env: envs.Environment) -> Agent:
         coeff = disco.SETTINGS["target_params_coeff"]
         target_params = jax.tree.map(lambda t, p: coeff * t + (1 - coeff) * p, state.target_params, state.params)
         state = state.replace(params=optax.apply_updates(state.params, updates), target_params=target_params, opt_state=opt_state,
-                              meta_state=out["meta_state"], adv_ema=val["adv_ema"], td_ema=val["td_ema"], after_end=ended[-1])
+                              meta_state=out["meta_state"], adv_ema=val["adv_ema"], td_ema=val["td_ema"])
         metrics = {"loss": loss, **{k: disco.masked_mean(v, mask) for k, v in terms.items() if k != "total_loss"},
                    "pi_hat_entropy": -jnp.mean(jnp.sum(jax.nn.softmax(out["pi_hat"]) * jax.nn.log_softmax(out["pi_hat"]), -1))}
+        return state, metrics
+
+    def learn(state: DiscoState, hparams, batch_and_start, step):
+        traj, after_end = batch_and_start
+        ended = traj.terminated | traj.truncated
+        seq = {"obs": traj.obs, "action": traj.action, "reward": traj.reward, "terminated": traj.terminated,
+               "truncated": traj.truncated, "next_obs": traj.next_obs, "logits": traj.extras["logits"],
+               "masked": jnp.concatenate([after_end[None], ended[:-1]])}  # the reset step after an end
+        if replay is None:
+            new, metrics = learner_step(state, hparams, seq)
+        else:  # the colab's way: add the rollout, learn on a batch of stored sequences once enough are stored
+            buffer = replay.add(state.buffer, traj, {"logits": seq["logits"], "masked": seq["masked"]})
+            sample_key, key = jax.random.split(state.key)
+            new, metrics = learner_step(state.replace(key=key), hparams, replay.sample(buffer, sample_key))
+            ready = replay.can_sample(buffer) & ((step + 1) * config.num_envs >= config.batch_size)
+            new = jax.tree.map(lambda a, b: jnp.where(ready, a, b), new, state.replace(key=key))
+            new = new.replace(buffer=buffer)
+            metrics = {k: jnp.where(ready, v, jnp.nan) for k, v in metrics.items()}
         metrics.update(episode_metrics(traj))
         metrics["per_env"] = per_env(traj)
-        return state, metrics
+        return new.replace(after_end=ended[-1]), metrics
 
     def policy_params(state: DiscoState):
         return {"net": state.params}
@@ -197,6 +227,9 @@ def defaults(env_name: str, discrete: bool) -> tuple[DiscoConfig, DiscoHParams]:
 
 def check(config: DiscoConfig, hparams: DiscoHParams, discrete: bool) -> None:
     require(config.num_envs >= 1 and config.num_steps >= 2, "num_envs must be >= 1 and num_steps >= 2")
+    require(config.replay_capacity == 0 or config.replay_capacity >= config.num_envs * config.num_steps,
+            "replay_capacity must be 0 (on-policy) or hold at least one rollout (num_envs x num_steps)")
+    require(config.batch_size >= 1, "batch_size must be >= 1")
     check_batch(config.total_steps, config.num_envs * config.num_steps, "batch (num_envs x num_steps)")
     require(hparams.lr > 0 and hparams.max_abs_update > 0, "lr and max_abs_update must be positive")
     require(hparams.rule_params is not None, "disco needs the rule's weights: --rule disco103:PATH (or `jaxrl fetch-rule "
