@@ -134,7 +134,7 @@ def rule_overrides(meta_dir: str, algorithm: str, overrides: dict[str, Any]) -> 
     from jaxrl.rules.run import load_rule
 
     if algorithm == "disco":
-        from jaxrl.cli.fetch import default_path
+        from jaxrl.rules.published import default_path
         from jaxrl.rules.disco import load_weights
         from jaxrl.rules.disco_agent import to_hparam
 
