@@ -146,18 +146,18 @@ def curves(args, names, columns, filename: str, every: int = 0) -> None:
     cols = 2
     rows = (len(columns) + 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(11, 3.3 * rows), squeeze=False)
-    for name in names:
+    for index, name in enumerate(names):  # one colour per curriculum in every panel
         metrics = pd.read_csv(args.runs / name / "metrics.csv")
         for ax, (column, _) in zip(axes.flat, columns):
-            if column not in metrics:
+            if column not in metrics or metrics[column].isna().all():
                 continue
             table = metrics.dropna(subset=[column]).pivot(index="step", columns="seed", values=column)
-            line, = ax.plot(table.index, table.mean(axis=1), marker="." if every else None, label=name)
-            ax.fill_between(table.index, table.min(axis=1), table.max(axis=1), color=line.get_color(), alpha=0.12)
+            ax.plot(table.index, table.mean(axis=1), marker="." if every else None, label=name, color=f"C{index}")
+            ax.fill_between(table.index, table.min(axis=1), table.max(axis=1), color=f"C{index}", alpha=0.12)
     for ax, (_, title) in zip(axes.flat, columns):
         ax.set_title(title + (f", every {every} updates" if every else ""), fontsize=9)
         ax.set_xlabel("env steps per seed (scoring steps included)")
-    axes.flat[0].legend(fontsize=8)
+        ax.legend(fontsize=7)
     plt.tight_layout()
     plt.savefig(HERE / filename, dpi=120)
     plt.close()

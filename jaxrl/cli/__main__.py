@@ -1,5 +1,6 @@
-"""``python -m jaxrl.cli``: the ``jaxrl`` command."""
+"""``python -m jaxrl.cli``: the ``jaxrl`` command (importing this module runs nothing)."""
 
 from jaxrl.cli import entry
 
-entry()
+if __name__ == "__main__":
+    entry()
