@@ -1,9 +1,10 @@
-"""What the kill -9 tests share: wait for a training process's first complete checkpoint, then
-SIGKILL it."""
+"""What the kill -9 tests share: start a `jaxrl` command, wait for its first complete checkpoint,
+then SIGKILL it."""
 
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -26,3 +27,13 @@ def kill_at_first_checkpoint(proc: subprocess.Popen, checkpoints: Path, stderr: 
         time.sleep(0.005)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def run_until_killed(argv: list[str], run: Path, log: Path) -> subprocess.Popen:
+    """Runs ``python -m jaxrl.cli *argv --out run`` (stderr to ``log``) and SIGKILLs it at its
+    first complete checkpoint; returns the ended process."""
+    with log.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "jaxrl.cli", *argv, "--out", str(run)],
+                                stdout=subprocess.DEVNULL, stderr=err, env=os.environ.copy())
+        kill_at_first_checkpoint(proc, run / "checkpoints", log.read_text)
+    return proc

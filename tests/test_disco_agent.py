@@ -2,10 +2,7 @@
 is a state, the step to the next episode a masked transition), `jaxrl train disco --rule`,
 checkpoints with an exact resume, `jaxrl eval`. (Learning on Catch: not yet measured, so not yet a test.)"""
 
-import os
 import signal
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -15,7 +12,7 @@ import envs
 from jaxrl.cli import main
 from jaxrl.rules.disco_agent import ResetAsTransition
 
-from killing import complete_steps, kill_at_first_checkpoint
+from killing import complete_steps, run_until_killed
 from test_disco import WEIGHTS, needs_shared
 
 SMALL = ["--set", "hidden_sizes=32x32", "--set", "action_hidden=16", "--set", "num_envs=4", "--set", "num_steps=8"]
@@ -44,11 +41,8 @@ def test_train_resume_and_eval(tmp_path):
              "--quiet", *SMALL, "--log-every", "1", "--checkpoint-every", "256"]
     reference = tmp_path / "reference"
     assert main([*train, "--out", str(reference)]) == 0
-    run, stderr = tmp_path / "run", tmp_path / "stderr.txt"
-    with stderr.open("w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "jaxrl.cli", *train, "--out", str(run)], stdout=subprocess.DEVNULL,
-                                stderr=err, env=os.environ.copy())
-        kill_at_first_checkpoint(proc, run / "checkpoints", stderr.read_text)
+    run = tmp_path / "run"
+    proc = run_until_killed(train, run, tmp_path / "stderr.txt")
     assert proc.returncode == -signal.SIGKILL and complete_steps(run / "checkpoints")[-1] < 1024
     assert main([*train, "--resume", str(run)]) == 0
     resumed, expected = pd.read_csv(run / "metrics.csv"), pd.read_csv(reference / "metrics.csv")

@@ -1,10 +1,7 @@
 """`jaxrl meta-train lpg` and `jaxrl train lpg --rule`: the saved rule is the trained one, a fresh
 agent trains with it, resume after kill -9 is exact, bad input is one line and exit code 2."""
 
-import os
 import signal
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -16,7 +13,7 @@ from jaxrl.driver.run import load_run
 from jaxrl.rules.agent import LPGConfig, initial_rule_params
 from jaxrl.rules.run import load_rule
 
-from killing import complete_steps, kill_at_first_checkpoint
+from killing import complete_steps, run_until_killed
 
 TINY = ["--set", "num_agents=2", "--set", "num_envs=2", "--set", "num_steps=5", "--set", "inner_updates=2",
         "--set", "hidden_size=8", "--set", "num_bins=4"]
@@ -51,11 +48,8 @@ def test_rule_meta_training_resumes_exactly_after_sigkill(tmp_path):
     args = [*META, "--meta-steps", "5", "--checkpoint-every", "1"]
     reference = tmp_path / "reference"
     assert main([*args, "--out", str(reference)]) == 0
-    run, stderr = tmp_path / "run", tmp_path / "stderr.txt"
-    with stderr.open("w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "jaxrl.cli", *args, "--out", str(run)],
-                                stdout=subprocess.DEVNULL, stderr=err, env=os.environ.copy())
-        kill_at_first_checkpoint(proc, run / "checkpoints", stderr.read_text)
+    run = tmp_path / "run"
+    proc = run_until_killed(args, run, tmp_path / "stderr.txt")
     assert proc.returncode == -signal.SIGKILL
     assert not (run / "config.json").exists(), "the kill came too late: the run had finished"
     assert complete_steps(run / "checkpoints")[-1] < 5

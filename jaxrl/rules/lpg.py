@@ -113,11 +113,6 @@ def a2c_rule(inputs: RuleInputs, *, gae_lambda: float, ent_coef: float, centres:
     return pi_hat, hl_gauss(target, centres)
 
 
-def value_of(y: jax.Array, centres: jax.Array) -> jax.Array:
-    """The value a categorical prediction stands for under the a2c rule: E_y[c]."""
-    return y @ centres
-
-
 Rule = Callable[[Any, RuleInputs], tuple[jax.Array, jax.Array]]
 RULES = ("lpg", "ta-lpg", "a2c")
 
