@@ -1,7 +1,8 @@
 """Environment wrappers. Each keeps whatever statistics it needs inside the env state pytree, so
 that they are vmapped, scanned and checkpointed with everything else.
 
-Single-environment wrappers: ``EpisodeStatistics``, ``FlattenObservation``, ``RescaleAction``.
+Single-environment wrappers: ``EpisodeStatistics``, ``FlattenObservation``, ``OneHotIndex``,
+``RescaleAction``.
 ``VectorEnv`` batches an environment over ``num_envs``; ``NormalizeObservation`` and
 ``NormalizeReward`` sit on top of it so that their running statistics are shared by the batch
 (one normaliser for the policy, as in the deployed agent).
@@ -131,6 +132,37 @@ class FlattenObservation(Wrapper):
         low = jnp.broadcast_to(jnp.asarray(space.low, jnp.float32), space.shape).reshape(-1)
         high = jnp.broadcast_to(jnp.asarray(space.high, jnp.float32), space.shape).reshape(-1)
         return spaces.Box(low=low, high=high, shape=(size,), dtype=jnp.float32)
+
+
+def one_hot_index(obs: jax.Array) -> jax.Array:
+    """The index of a one-hot vector (last axis), as a float: its dot product with 0..n-1, exact in
+    float32 below 2^24. XLA's CPU argmax is a scalar loop; this is one vectorised product."""
+    return jnp.dot(obs, jnp.arange(obs.shape[-1], dtype=obs.dtype), precision=jax.lax.Precision.HIGHEST)
+
+
+class OneHotIndex(Wrapper):
+    """One-hot observations (and final observations) replaced by their index, a float array of
+    shape (1,): what a table reads, without n floats a step to store (the grid worlds' one-hots are
+    288 long, and as rollouts they were most of a meta-step's memory traffic)."""
+
+    one_hot_observation = False
+
+    def reset(self, key, params=None):
+        obs, state = self.env.reset(key, params)
+        return one_hot_index(obs)[None], state
+
+    def reset_to_level(self, key, level, params=None):
+        obs, state = self.env.reset_to_level(key, level, params)
+        return one_hot_index(obs)[None], state
+
+    def step(self, key, state, action, params=None):
+        obs, state, reward, terminated, truncated, info = self.env.step(key, state, action, params)
+        info = dict(info, final_observation=one_hot_index(info["final_observation"])[None])
+        return one_hot_index(obs)[None], state, reward, terminated, truncated, info
+
+    def observation_space(self, params=None):
+        size = self.env.observation_space(params).shape[-1]
+        return spaces.Box(low=0.0, high=float(size - 1), shape=(1,), dtype=jnp.float32)
 
 
 class RescaleAction(Wrapper):

@@ -10,7 +10,8 @@ from jaxrl.components.gae import gae
 from jaxrl.components.value_losses import hl_gauss
 from jaxrl.core.contract import Progress
 from jaxrl.core.train import build
-from jaxrl.rules.agent import SMOOTHING
+import envs
+from jaxrl.rules.agent import SMOOTHING, Head
 from jaxrl.rules.lpg import RuleInputs, UpdateNetwork, bin_centres, make_rule
 
 from test_a2c import n_step_returns
@@ -158,3 +159,29 @@ def test_lifetime_inputs_are_progress_and_log_lifetime():
     state, traj = agent.collect(agent.init(jax.random.PRNGKey(0), hparams, train.default_env_params), hparams, jnp.int32(0))
     inputs = agent.rule_inputs(state.params, traj, hparams, Progress(jnp.int32(7), 250), 250)
     assert float(inputs.progress) == pytest.approx(7 / 250) and float(inputs.lifetime) == 250.0
+
+
+def test_a_table_reads_the_same_row_from_a_one_hot_and_from_its_index():
+    """The tabular agent's rollouts store each one-hot as its index (``envs.OneHotIndex``); the
+    table must read the row the one-hot names, whichever form it gets."""
+    env, params = envs.make("gridworld")
+    indexed = envs.OneHotIndex(env)
+    assert indexed.observation_space(params).shape == (1,) and not indexed.one_hot_observation
+    head = Head(5, env.observation_size)
+    key = jax.random.PRNGKey(0)
+    weights = head.init(key, jnp.zeros((1, env.observation_size)))
+    table = jax.random.normal(key, weights["params"]["kernel"].shape)
+    weights = {"params": {"kernel": table}}
+    (obs, state), (index, same) = env.reset(key, params), indexed.reset(key, params)
+    seen = set()
+    for t in range(40):
+        step_key = jax.random.fold_in(key, t)
+        assert float(index[0]) == int(jnp.argmax(obs))
+        np.testing.assert_array_equal(head.apply(weights, obs), table[jnp.argmax(obs)])
+        np.testing.assert_array_equal(head.apply(weights, index), table[jnp.argmax(obs)])
+        seen.add(int(index[0]))
+        action = jax.random.randint(jax.random.fold_in(step_key, 1), (), 0, 5)
+        obs, state, _, _, _, info = env.step(step_key, state, action, params)
+        index, same, _, _, _, index_info = indexed.step(step_key, same, action, params)
+        assert float(index_info["final_observation"][0]) == int(jnp.argmax(info["final_observation"]))
+    assert len(seen) > 3  # the walk visited several states

@@ -95,11 +95,11 @@ class MetaConfig:
 class Critic(nn.Module):
     """The meta-objective's value function: a table on one-hot observations, else an MLP."""
 
-    table: bool
+    num_states: int  # > 0: a table of this many rows
 
     @nn.compact
     def __call__(self, obs):
-        return Head(1, self.table)(obs if self.table else nn.relu(nn.Dense(64)(obs)))[..., 0]
+        return Head(1, self.num_states)(obs if self.num_states else nn.relu(nn.Dense(64)(obs)))[..., 0]
 
 
 @struct.dataclass
@@ -142,7 +142,7 @@ class MetaGradient:
             self.antagonist_hparams = LPGHParams(lr=config.antagonist_lr, gamma=config.gamma,
                                                  ent_coef=config.antagonist_ent_coef)
             self.eval_steps = int(SPACES[config.levels][2].max_steps)  # the space's longest episode
-        self.critic = Critic(table=not self.agent_config.hidden_sizes and self.env.one_hot_observation)
+        self.critic = Critic(self.agent.net.num_states)
         self.meta_tx = optax.chain(optax.clip_by_global_norm(config.meta_max_grad_norm), optax.adam(config.meta_lr))
         self.critic_tx = optax.adam(config.critic_lr)
         self.init = jax.jit(self._init)
