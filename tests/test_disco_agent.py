@@ -60,6 +60,7 @@ def test_replay_learns_once_enough_sequences_are_stored():
     weights = to_hparam({k: np.asarray(v) for k, v in disco.load_weights(WEIGHTS).items()})
     result = jaxrl.train("disco", "Catch-bsuite", log_every=1, overrides={
         "rule_params": weights, "num_envs": 2, "num_steps": 8, "replay_capacity": 256, "batch_size": 8,
-        "hidden_sizes": (32, 32), "action_hidden": 16, "total_steps": 2 * 8 * 8})
-    loss = np.asarray(result.metrics["loss"]).ravel()
-    assert np.isnan(loss[:3]).all() and np.isfinite(loss[3:]).all()  # 8 sequences from 2 environments: 4 rollouts
+        "hidden_sizes": (32, 32), "action_hidden": 16, "total_steps": 2 * 8 * 8}, num_seeds=2)  # seeds vmapped
+    loss = np.asarray(result.metrics["loss"])
+    assert loss.shape == (2, 8)
+    assert np.isnan(loss[:, :3]).all() and np.isfinite(loss[:, 3:]).all()  # 8 sequences from 2 environments: 4 rollouts

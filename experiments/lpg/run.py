@@ -48,9 +48,14 @@ def meta_train(args) -> None:
                         checkpoint_every=50, resume=resume, overwrite=not resume)
 
 
-def rule_overrides(rule_dir: Path | None) -> dict:
+UNTRAINED = "untrained"  # the control: LPG's network at the weights meta-training starts from
+
+
+def rule_overrides(rule_dir: Path | str | None) -> dict:
     if rule_dir is None:  # the hand-set A2C rule in the same agent
         return {"rule": "a2c"}
+    if rule_dir == UNTRAINED:  # rule_params None: the untrained rule's weights (seed 0)
+        return {"rule": "lpg", "num_bins": int(SETTINGS.get("num_bins", 30)), "rule_hidden": int(SETTINGS["hidden_size"])}
     weights, settings = load_rule(rule_dir)
     return {**settings, "rule_params": weights}
 
@@ -187,7 +192,7 @@ def main() -> None:
     SETTINGS.update(item.split("=", 1) for item in args.set)
     if not args.only_results:
         meta_train(args)
-    rules = {"a2c (hand-set)": None, **{m: args.runs / m for m in args.methods}}
+    rules = {"a2c (hand-set)": None, "lpg (untrained)": UNTRAINED, **{m: args.runs / m for m in args.methods}}
     frames = {"heldout": heldout(args, rules), "named": named(args, rules), "transfer": transfer(args, rules)}
     for name, frame in frames.items():
         frame.to_csv(HERE / f"{name}.csv", index=False)

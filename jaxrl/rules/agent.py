@@ -87,6 +87,9 @@ class Head(nn.Module):
     def __call__(self, x):
         if self.num_states:
             kernel = self.param("kernel", nn.initializers.zeros, (self.num_states, self.size))
+            if x.shape[-1] not in (1, self.num_states):
+                raise ValueError(f"a table of {self.num_states} states reads one-hots of that length or indices of shape (1,), "
+                                 f"got observations of shape {x.shape}")
             index = one_hot_index(x) if x.shape[-1] == self.num_states else x[..., 0]
             return kernel[index.astype(jnp.int32)]
         return nn.Dense(self.size, kernel_init=nn.initializers.zeros)(x)

@@ -203,8 +203,11 @@ def build(config: DiscoConfig, env: envs.Environment) -> Agent:
             sample_key, key = jax.random.split(state.key)
             new, metrics = learner_step(state.replace(key=key), hparams, replay.sample(buffer, sample_key))
             ready = replay.can_sample(buffer) & ((step + 1) * config.num_envs >= config.batch_size)
-            new = jax.tree.map(lambda a, b: jnp.where(ready, a, b), new, state.replace(key=key))
-            new = new.replace(buffer=buffer)
+            # Only what the learner step changes is selected: the environment's parameters must stay
+            # unbatched when seeds are vmapped (``ready`` is per seed).
+            chosen = {f: jax.tree.map(lambda a, b: jnp.where(ready, a, b), getattr(new, f), getattr(state, f))
+                      for f in ("params", "target_params", "opt_state", "meta_state", "adv_ema", "td_ema")}
+            new = state.replace(key=key, buffer=buffer, **chosen)
             metrics = {k: jnp.where(ready, v, jnp.nan) for k, v in metrics.items()}
         metrics.update(episode_metrics(traj))
         metrics["per_env"] = per_env(traj)
