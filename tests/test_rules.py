@@ -6,11 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import envs
 from jaxrl.components.gae import gae
 from jaxrl.components.value_losses import hl_gauss
 from jaxrl.core.contract import Progress
 from jaxrl.core.train import build
-import envs
 from jaxrl.rules.agent import SMOOTHING, Head
 from jaxrl.rules.lpg import RuleInputs, UpdateNetwork, bin_centres, make_rule
 
