@@ -52,13 +52,19 @@ def test_train_resume_and_eval(tmp_path):
     assert main(["eval", str(reference), "--episodes", "4"]) == 0
 
 
-@needs_shared
-def test_replay_learns_once_enough_sequences_are_stored():
-    import jaxrl
+
+def _disco103_weights():
+    """The published weights as the agent's ``rule_params`` hyperparameter."""
     from jaxrl.rules import disco
     from jaxrl.rules.disco_agent import to_hparam
 
-    weights = to_hparam({k: np.asarray(v) for k, v in disco.load_weights(WEIGHTS).items()})
+    return to_hparam({k: np.asarray(v) for k, v in disco.load_weights(WEIGHTS).items()})
+
+@needs_shared
+def test_replay_learns_once_enough_sequences_are_stored():
+    import jaxrl
+
+    weights = _disco103_weights()
     result = jaxrl.train("disco", "Catch-bsuite", log_every=1, overrides={
         "rule_params": weights, "num_envs": 2, "num_steps": 8, "replay_capacity": 256, "batch_size": 8,
         "hidden_sizes": (32, 32), "action_hidden": 16, "total_steps": 2 * 8 * 8}, num_seeds=2)  # seeds vmapped
@@ -75,10 +81,8 @@ def test_disco103_learns_catch():
     returns 0.99 and 1.0 at 33.6k steps; the full 512 x 512 network of experiments/discorl needs about
     34k); 40k steps leave a margin."""
     import jaxrl
-    from jaxrl.rules import disco
-    from jaxrl.rules.disco_agent import to_hparam
 
-    weights = to_hparam({k: np.asarray(v) for k, v in disco.load_weights(WEIGHTS).items()})
+    weights = _disco103_weights()
     result = jaxrl.train("disco", "Catch-bsuite", num_seeds=2, overrides={
         "rule_params": weights, "num_envs": 2, "replay_capacity": 28672, "batch_size": 32,
         "hidden_sizes": (64, 64), "action_hidden": 32, "total_steps": 40_320})
