@@ -31,6 +31,7 @@ import pandas as pd  # noqa: E402
 
 from jaxrl.analysis import stats  # noqa: E402
 from jaxrl.analysis.plotting import return_curves  # noqa: E402
+from jaxrl.cli.common import rule_overrides  # noqa: E402
 from jaxrl.core.contract import ConfigError  # noqa: E402
 
 
@@ -70,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", action="append", default=[], help="ENV=TOTAL_STEPS (default: each variant's)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--append", action="store_true", help="add to the results already in --out")
+    parser.add_argument("--rule", default=None, help=(
+        "the learned rule of the variants that take one (disco, lpg, ta-lpg), as `jaxrl train --rule` takes it"))
     parser.add_argument("--eval-episodes", type=int, default=0, help=(
         "also run each seed's final policy deterministically for N episodes (greedy.csv; summary columns greedy_*)"))
     args = parser.parse_args(argv)
@@ -91,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
                 overrides["total_steps"] = budgets[env]
             start = time.perf_counter()
             try:
+                if args.rule is not None and algorithm in ("disco", "lpg", "ta-lpg"):
+                    overrides.update(rule_overrides(args.rule, algorithm, overrides))
                 result = jaxrl.train(algorithm, env, overrides=overrides, seed=args.seed, num_seeds=args.seeds)
             except (ConfigError, ValueError) as error:
                 print(f"error: {label} on {env}: {error}", file=sys.stderr)
@@ -172,6 +177,8 @@ def plot(results: pd.DataFrame, table: pd.DataFrame, envs: list[str], labels: li
         curve_ax, bar_ax = axes[0, column], axes[1, column]
         for index, label in enumerate(labels):
             frame = results[(results.env == env) & (results.variant == label)]
+            if frame.empty:  # a variant run on some environments only
+                continue
             pivot = return_curves(frame)
             values = pivot.to_numpy(np.float64).T
             low, high = stats.bootstrap_ci(values, "iqm", axis=0)

@@ -9,6 +9,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+DISCO103 = Path(__file__).resolve().parents[2] / "shared" / "disco103" / "disco_103.npz"
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
 # notebook -> (strings its printed output contains, number of figures, strings in an HTML table)
@@ -30,6 +31,11 @@ EXPECTED = {
         2,  # the meta-training curve, pi_hat and y_hat along a trajectory
         ["mean_return", "critic_loss"],
     ),
+    "discorl": (
+        ["final return per seed", "correlation of the rule's push on the taken action with the advantage"],
+        2,  # the learning curve, the rule's push beside the advantage along a trajectory
+        ["rule_push", "advantage"],
+    ),
     "sweeps": (
         # lr and ent_coef are traced: one program for the whole grid
         ["4 configurations x 2 seeds = 8 runs", "compilations: 1", "best of 4 configurations"],
@@ -42,6 +48,10 @@ EXPECTED = {
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes(path, tmp_path, monkeypatch):
     monkeypatch.setenv("JAXRL_NOTEBOOK_QUICK", "1")
+    if path.stem == "discorl":  # it runs the published weights, which only the shared folder holds here
+        if not DISCO103.exists():
+            pytest.skip(f"Disco103's weights are not at {DISCO103}")
+        monkeypatch.setenv("DISCO103_WEIGHTS", str(DISCO103))
     # The kernel spec runs `python`: put this interpreter's directory first so the kernel is the
     # test's own environment.
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")

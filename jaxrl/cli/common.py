@@ -62,7 +62,8 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
         "train with the learned weights a `jaxrl meta-train` run wrote into META_DIR (lpo, ta-lpo)"))
     train.add_argument("--rule", metavar="META_DIR", default=None, help=(
         "with lpg or ta-lpg: train with the update rule a `jaxrl meta-train lpg` (or ta-lpg) run wrote into META_DIR; "
-        "with disco: disco103 (after `jaxrl fetch-rule disco103`) or disco103:PATH to the published weights"))
+        "with disco: disco103 (after `jaxrl fetch-rule disco103`), disco103:PATH to the published weights, or the "
+        "directory a `jaxrl meta-train disco` run wrote"))
     train.add_argument("--optimizer", metavar="NAME|learned:META_DIR", default=None, help=(
         "the optimizer: a name (adam, sgd, rmsprop, learned_mlp, ...; as --set optimizer=NAME) or "
         "learned:META_DIR, the learned optimizer a `jaxrl meta-train optimizer` run wrote into META_DIR, at the lr (step "
@@ -129,20 +130,32 @@ def read_levels_file(env: Any, path: str) -> Any:
 
 def rule_overrides(meta_dir: str, algorithm: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """The settings ``--rule META_DIR`` stands for: the learned rule's weights and its shape;
-    for disco, ``--rule disco103`` (the weights `jaxrl fetch-rule disco103` wrote) or ``disco103:PATH``."""
+    for disco, ``--rule disco103`` (the weights `jaxrl fetch-rule disco103` wrote), ``disco103:PATH``
+    or the directory of a `jaxrl meta-train disco` run."""
     from jaxrl.core.contract import ConfigError
     from jaxrl.rules.run import load_rule
 
     if algorithm == "disco":
         from jaxrl.rules.published import default_path
-        from jaxrl.rules.disco import load_weights
+        from jaxrl.rules.disco import WEIGHT_SHAPES, load_weights
         from jaxrl.rules.disco_agent import to_hparam
 
-        name, _, path = meta_dir.partition(":")
-        if name != "disco103":
-            raise ConfigError(f"disco takes --rule disco103 or disco103:PATH, got {meta_dir!r}")
         if "rule_params" in overrides:
             raise ConfigError("give the rule's weights by --rule or by --set rule_params, not both")
+        name, _, path = meta_dir.partition(":")
+        if name != "disco103":
+            from pathlib import Path
+
+            if not Path(meta_dir).expanduser().is_dir():
+                raise ConfigError(f"disco takes --rule disco103, disco103:PATH or a `jaxrl meta-train disco` directory, "
+                                  f"got {meta_dir!r}")
+            weights, settings = load_rule(meta_dir)
+            if settings["rule"] != "disco":
+                raise ConfigError(f"--rule {meta_dir} holds a {settings['rule']} rule; train it with `jaxrl train {settings['rule']}`")
+            expected = to_hparam(WEIGHT_SHAPES)
+            if {k: tuple(v.shape) for k, v in weights.items()} != expected:
+                raise ConfigError(f"--rule {meta_dir}: its weights do not have the shapes of the Disco rule")
+            return {"rule_params": weights}
         if not path and not default_path("disco103").exists():
             raise ConfigError(f"no Disco103 weights at {default_path('disco103')}: run `jaxrl fetch-rule disco103`, "
                               "or give --rule disco103:PATH")

@@ -4,6 +4,8 @@
     jaxrl train lpo --env CartPole-v1 --objective runs/m      # train with the learned drift
     jaxrl meta-train optimizer --algo ppo --env CartPole-v1 --out runs/o   # a learned optimizer
     jaxrl train ppo --env CartPole-v1 --optimizer learned:runs/o
+    jaxrl meta-train disco --meta-steps 800 --out runs/d     # a Disco rule by meta-gradient (the colab's sizes)
+    jaxrl train disco --env Catch-bsuite --rule runs/d
 
 Everything is checked before anything compiles or touches the directory; bad input raises
 ``ConfigError``, which ``jaxrl.cli.main`` prints on one line with exit code 2.
@@ -35,7 +37,9 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("algorithm", help=(
         "algorithm with learned weights (lpo, ta-lpo, dpo: by evolution), `optimizer`, or a learned update rule "
-        "(lpg, ta-lpg, groove: by meta-gradient on grid-world levels, groove's chosen by its curator; jaxrl.rules)"))
+        "(lpg, ta-lpg, groove: by meta-gradient on grid-world levels, groove's chosen by its curator; disco: the Disco103 "
+        "architecture from random weights by meta-gradient on --env, default Catch-bsuite, at the reference colab's sizes; "
+        "jaxrl.rules)"))
     parser.add_argument("--algo", default=None, help="with `optimizer`: the agent that uses it (ppo, mdpo, lpo...; default ppo)")
     parser.add_argument("--optimizer", default=None, help=(
         "with `optimizer`: the learned optimizer to evolve: learned_mlp (default), learned_gru, learned_mlp_noise, "
@@ -45,9 +49,11 @@ def add_parser(subparsers: Any) -> None:
         "the search against a sweep; see --log-space)"))
     parser.add_argument("--log-space", action="store_true", help=(
         "search the logarithm of --field (a multiplier of its default; for positive scales such as lr)"))
-    parser.add_argument("--meta-steps", type=int, default=1000, help=(
+    parser.add_argument("--meta-steps", type=int, default=None, help=(
         "with lpg, ta-lpg or groove: meta-steps of the update rule by meta-gradient (default 1000; settings such as "
-        "levels=small, num_agents, num_envs, num_steps, inner_updates, hidden_size, num_bins with --set)"))
+        "levels=small, num_agents, num_envs, num_steps, inner_updates, hidden_size, num_bins with --set); with disco "
+        "default 800 (settings num_agents, num_envs, num_steps, inner_steps, valid_steps, hidden_sizes, action_hidden, lr, "
+        "meta_lr... of jaxrl.rules.disco_meta.DiscoMetaConfig)"))
     parser.add_argument("--evolve", action="store_true", help=(
         "with lpg or ta-lpg: meta-train the rule by evolution instead (the ES engine on --env, whole training runs "
         "as fitness; e.g. --env gridworld --env-set level_seed=int-uniform:0:9999 --tasks 8: each task one lifetime "
@@ -140,19 +146,25 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
-RULES = ("lpg", "ta-lpg", "groove")
+RULES = ("lpg", "ta-lpg", "groove", "disco")
 
 
 def _run_rule(args: argparse.Namespace, settings: dict[str, str]) -> int:
-    """`jaxrl meta-train lpg | ta-lpg | groove`: meta-gradient training of an update rule (jaxrl.rules.run)."""
+    """`jaxrl meta-train lpg | ta-lpg | groove | disco`: meta-gradient training of an update rule (jaxrl.rules.run)."""
     from jaxrl.core.values import ConfigError
     from jaxrl.rules.run import meta_train_rule
 
-    if args.env is not None or args.env_set:
+    disco = args.algorithm == "disco"
+    if args.env_set or (args.env is not None and not disco):
         raise ConfigError(f"meta-train {args.algorithm} trains on grid-world levels: choose them with --set levels=small|all, "
-                          "not --env")
+                          "not --env" if not disco else "meta-train disco takes no --env-set")
+    if disco and args.env is not None:
+        if "env" in settings and settings["env"] != args.env:
+            raise ConfigError("give the environment by --env or by --set env, not both")
+        settings = {**settings, "env": args.env}
+    meta_steps = args.meta_steps if args.meta_steps is not None else (800 if disco else 1000)
     out = output_dir(args, f"meta-{safe_name(args.algorithm)}")
-    result = meta_train_rule(args.algorithm, out, meta_steps=args.meta_steps, settings=settings, seed=args.seed,
+    result = meta_train_rule(args.algorithm, out, meta_steps=meta_steps, settings=settings, seed=args.seed,
                              checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
                              resume=args.resume is not None, overwrite=args.overwrite, progress=not args.quiet)
     rows = result.rows

@@ -83,14 +83,19 @@ def load_weights(path: str | Path) -> dict[str, jax.Array]:
     return {name: jnp.asarray(array, jnp.float32) for name, array in arrays.items()}
 
 
-def init_weights(key: jax.Array, scale: float = 0.3) -> dict[str, jax.Array]:
-    """Random weights of the same shapes (normal, std ``scale`` / sqrt(fan-in); biases 0), to
-    meta-train a rule of one's own."""
+def init_weights(key: jax.Array) -> dict[str, jax.Array]:
+    """Random weights of the same shapes, as the reference draws them to meta-train a rule from
+    scratch: each weight from a normal cut at two standard deviations (not rescaled after the
+    cut), std 0.3 for the heads of meta_input_emb, y_hat, z_hat and pi_hat, 1.0 for the lifetime
+    interaction, 1 / sqrt(fan-in) for every other layer; biases 0. With the meta-LSTM state 0 the
+    interaction multiplies by 0 at a lifetime's first update (y_hat = z_hat = 0 there)."""
+    special = {f"{MAIN}linear_1/w": 0.3, f"{MAIN}linear_2/w": 0.3, f"{MAIN}linear_3/w": 0.3, f"{MAIN}linear_4/w": 0.3,
+               f"{MAIN}linear/w": 1.0}
     keys = jax.random.split(key, len(WEIGHT_SHAPES))
     out = {}
     for k, (name, shape) in zip(keys, sorted(WEIGHT_SHAPES.items())):
-        fan_in = shape[-2] if len(shape) > 1 else 1
-        out[name] = jnp.zeros(shape) if name.endswith("/b") else scale / np.sqrt(fan_in) * jax.random.normal(k, shape)
+        std = special.get(name, 1.0 / np.sqrt(np.prod(shape[:-1])))  # fan-in: a kernel-1 convolution's too
+        out[name] = jnp.zeros(shape) if name.endswith("/b") else std * jax.random.truncated_normal(k, -2.0, 2.0, shape)
     return out
 
 
@@ -278,15 +283,18 @@ def meta_net(w, x, val, meta_state) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- the agent's loss
-def loss_per_step(agent: Mapping[str, Any], x, val, out, settings=SETTINGS) -> dict[str, jax.Array]:
+def loss_per_step(agent: Mapping[str, Any], x, val, out, settings=SETTINGS, backprop: bool = False) -> dict[str, jax.Array]:
     """Each term of the agent's loss per step [T, B], differentiable in ``agent`` (logits, y, z,
-    aux_pi, q over T+1 states); the rule's outputs and targets are constants."""
+    aux_pi, q over T+1 states); the rule's targets are constants, and so are its outputs pi_hat,
+    y_hat and z_hat unless ``backprop`` (meta-training: the meta-gradient reaches the rule through
+    them; the reference's ``is_meta_training``, which lifts this stop-gradient and no other)."""
     actions = x["actions"][:-1]
     sg = jax.lax.stop_gradient
+    hat = (lambda v: v) if backprop else sg
     terminal = x["is_terminal"].astype(jnp.float32)
-    pi_loss = kl(sg(out["pi_hat"]), agent["logits"][:-1])
-    y_loss = kl(sg(out["y_hat"]), agent["y"][:-1])
-    z_loss = kl(sg(out["z_hat"]), select(agent["z"][:-1], actions))
+    pi_loss = kl(hat(out["pi_hat"]), agent["logits"][:-1])
+    y_loss = kl(hat(out["y_hat"]), agent["y"][:-1])
+    z_loss = kl(hat(out["z_hat"]), select(agent["z"][:-1], actions))
     aux_loss = kl(sg(agent["logits"][1:]), select(agent["aux_pi"][:-1], actions)) * (1.0 - terminal)
     q_logits = select(agent["q"][:-1], actions)
     value_target = sg(compress(sg(decode(q_logits)) + sg(val["q_td"])))

@@ -21,7 +21,7 @@ sequences every 2 x 28 steps, learning once 64 sequences' worth is stored).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -102,6 +102,40 @@ class DiscoState:
     buffer: Any = None  # the replay (with replay_capacity > 0)
 
 
+def scale_by_adam_sg_denominator(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> optax.GradientTransformation:
+    """``optax.scale_by_adam`` (the same state, the same numbers) whose denominator sqrt(nu_hat) +
+    eps is a constant to differentiation: the reference's agent optimiser, through which a
+    meta-gradient passes by the first moment only."""
+    def init(params):
+        return optax.ScaleByAdamState(count=jnp.zeros([], jnp.int32), mu=optax.tree.zeros_like(params),
+                                      nu=optax.tree.zeros_like(params))
+
+    def update(updates, state, params=None):
+        mu = optax.tree.update_moment(updates, state.mu, b1, 1)
+        nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
+        count = optax.safe_increment(state.count)
+        mu_hat, nu_hat = optax.tree.bias_correction(mu, b1, count), optax.tree.bias_correction(nu, b2, count)
+        updates = jax.tree.map(lambda m, v: m / jax.lax.stop_gradient(jnp.sqrt(v) + eps), mu_hat, nu_hat)
+        return updates, optax.ScaleByAdamState(count=count, mu=mu, nu=nu)
+
+    return optax.GradientTransformation(init, update)
+
+
+def agent_optimiser(lr: Any, max_abs_update: Any = 1.0) -> optax.GradientTransformation:
+    """Adam (0.9, 0.999, 1e-8; denominator held constant), clipped to [-max_abs_update,
+    max_abs_update] element-wise, times -lr."""
+    return optax.chain(scale_by_adam_sg_denominator(), optax.clip(max_abs_update), optax.scale(-lr))
+
+
+def sequences(traj, after_end: jax.Array) -> dict[str, jax.Array]:
+    """A rollout as the learner step takes it; ``after_end`` [num_envs]: the first transition is
+    the reset step after an episode that ended in the previous rollout."""
+    ended = traj.terminated | traj.truncated
+    return {"obs": traj.obs, "action": traj.action, "reward": traj.reward, "terminated": traj.terminated,
+            "truncated": traj.truncated, "next_obs": traj.next_obs, "logits": traj.extras["logits"],
+            "masked": jnp.concatenate([after_end[None], ended[:-1]])}
+
+
 def to_hparam(weights: dict[str, Any]) -> dict[str, Any]:
     """Weight names as hyperparameter keys ("/" is a path separator in checkpoints)."""
     return {name.replace("/", ":"): value for name, value in weights.items()}
@@ -136,8 +170,7 @@ def build(config: DiscoConfig, env: envs.Environment) -> Agent:
     replay = Replay(config.num_envs, config.replay_capacity, config.batch_size, config.num_steps) if config.replay_capacity else None
 
     def tx(hparams):
-        return optax.chain(optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8), optax.clip(hparams.max_abs_update),
-                           optax.scale(-hparams.lr))
+        return agent_optimiser(hparams.lr, hparams.max_abs_update)
 
     def init(key, hparams, env_params) -> DiscoState:
         key, net_key, env_key = jax.random.split(key, 3)
@@ -162,22 +195,32 @@ def build(config: DiscoConfig, env: envs.Environment) -> Agent:
         env_carry, traj = rollout(vec_env, policy, state.env, rollout_key, config.num_steps)
         return state.replace(env=env_carry, key=key), (traj, state.after_end)
 
-    def learner_step(state: DiscoState, hparams, seq):
+    def learner_step(state: DiscoState, hparams, seq, backprop: bool = False):
         """One update on sequences [T, B] of transitions (obs, action, reward, terminated,
-        truncated, next_obs, behaviour logits, masked: the reset step after an episode's end)."""
+        truncated, next_obs, behaviour logits, masked: the reset step after an episode's end):
+        (state, metrics, the rule's pi_hat, y_hat, z_hat [T, B, ...], the online and target
+        networks' logits [T+1, B, A] and the rule's normalised advantages [T, B]). Differentiable in ``hparams.rule_params`` for
+        meta-training (``jaxrl.rules.disco_meta``), which sets ``backprop`` (``disco.loss_per_step``).
+
+        The rule's inputs carry no gradient except the online and target networks' y and z, as
+        in the reference (its features of them are not stop-gradiented): a meta-gradient reaches
+        an earlier update through them. Training never differentiates this step, so that
+        changes nothing there."""
         weights = {name.replace(":", "/"): value for name, value in hparams.rule_params.items()}
         obs = jnp.concatenate([seq["obs"], seq["next_obs"][-1:]])  # T+1 states: each next is the last's successor
         ended = seq["terminated"] | seq["truncated"]
         mask = 1.0 - seq["masked"].astype(jnp.float32)
         online = net.apply(state.params, obs)
-        target = jax.lax.stop_gradient(net.apply(state.target_params, obs))
+        target = net.apply(state.target_params, obs)
+        sg = jax.lax.stop_gradient
         x = {"actions": jnp.concatenate([seq["action"], seq["action"][-1:]]), "rewards": seq["reward"], "is_terminal": ended,
-             "behaviour_logits": jnp.concatenate([seq["logits"], online["logits"][-1:]]),
-             **{k: jax.lax.stop_gradient(v) for k, v in online.items()}, **{f"target_{k}": target[k] for k in ("logits", "y", "z", "q")}}
-        val, out = disco.rule_outputs(weights, jax.lax.stop_gradient(x), state.meta_state, state.adv_ema, state.td_ema)
+             "behaviour_logits": sg(jnp.concatenate([seq["logits"], online["logits"][-1:]])),
+             **{k: v if k in ("y", "z") else sg(v) for k, v in online.items()},
+             **{f"target_{k}": target[k] if k in ("y", "z") else sg(target[k]) for k in ("logits", "y", "z", "q")}}
+        val, out = disco.rule_outputs(weights, x, state.meta_state, state.adv_ema, state.td_ema)
 
         def loss_fn(params):
-            terms = disco.loss_per_step(net.apply(params, obs), x, val, out)
+            terms = disco.loss_per_step(net.apply(params, obs), x, val, out, backprop=backprop)
             return disco.masked_mean(terms["total_loss"], mask), terms
 
         (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -188,20 +231,20 @@ def build(config: DiscoConfig, env: envs.Environment) -> Agent:
                               meta_state=out["meta_state"], adv_ema=val["adv_ema"], td_ema=val["td_ema"])
         metrics = {"loss": loss, **{k: disco.masked_mean(v, mask) for k, v in terms.items() if k != "total_loss"},
                    "pi_hat_entropy": -jnp.mean(jnp.sum(jax.nn.softmax(out["pi_hat"]) * jax.nn.log_softmax(out["pi_hat"]), -1))}
-        return state, metrics
+        outputs = {"pi_hat": out["pi_hat"], "y_hat": out["y_hat"], "z_hat": out["z_hat"], "logits": sg(online["logits"]),
+                   "target_logits": sg(target["logits"]), "normalized_adv": val["normalized_adv"]}
+        return state, metrics, outputs
 
     def learn(state: DiscoState, hparams, batch_and_start, step):
         traj, after_end = batch_and_start
         ended = traj.terminated | traj.truncated
-        seq = {"obs": traj.obs, "action": traj.action, "reward": traj.reward, "terminated": traj.terminated,
-               "truncated": traj.truncated, "next_obs": traj.next_obs, "logits": traj.extras["logits"],
-               "masked": jnp.concatenate([after_end[None], ended[:-1]])}  # the reset step after an end
+        seq = sequences(traj, after_end)
         if replay is None:
-            new, metrics = learner_step(state, hparams, seq)
+            new, metrics, _ = learner_step(state, hparams, seq)
         else:  # the colab's way: add the rollout, learn on a batch of stored sequences once enough are stored
             buffer = replay.add(state.buffer, traj, {"logits": seq["logits"], "masked": seq["masked"]})
             sample_key, key = jax.random.split(state.key)
-            new, metrics = learner_step(state.replace(key=key), hparams, replay.sample(buffer, sample_key))
+            new, metrics, _ = learner_step(state.replace(key=key), hparams, replay.sample(buffer, sample_key))
             ready = replay.can_sample(buffer) & ((step + 1) * config.num_envs >= config.batch_size)
             # Only what the learner step changes is selected: the environment's parameters must stay
             # unbatched when seeds are vmapped (``ready`` is per seed).
@@ -220,8 +263,18 @@ def build(config: DiscoConfig, env: envs.Environment) -> Agent:
         logits = net.apply(policy_params["net"], obs)["logits"]
         return jnp.where(deterministic, jnp.argmax(logits, -1), jax.random.categorical(key, logits))
 
-    return Agent(init=init, update=compose(collect, learn), act=act, policy_params=policy_params, steps_per_update=batch,
-                 num_updates=num_updates, collect=collect, learn=learn)
+    return DiscoAgent(init=init, update=compose(collect, learn), act=act, policy_params=policy_params, steps_per_update=batch,
+                      num_updates=num_updates, collect=collect, learn=learn, learner_step=learner_step, net=net, vec_env=vec_env)
+
+
+@dataclass(frozen=True)
+class DiscoAgent(Agent):
+    """The contract's ``Agent`` plus what meta-training needs: ``learner_step(state, hparams,
+    seq, backprop)`` (see ``build``), the network and the vectorised environment."""
+
+    learner_step: Callable | None = None
+    net: Any = None
+    vec_env: Any = None
 
 
 def defaults(env_name: str, discrete: bool) -> tuple[DiscoConfig, DiscoHParams]:

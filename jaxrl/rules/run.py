@@ -1,7 +1,8 @@
-"""The host driver of meta-gradient meta-training (``jaxrl meta-train lpg | ta-lpg | groove``): meta-steps
-of ``jaxrl.rules.meta.MetaGradient`` (each one compiled program), a progress bar, ``meta.csv`` and
-``meta.png``, Orbax checkpoints of the whole meta state every ``checkpoint_every`` meta-steps with
-an exact ``resume``, and the learned rule in ``rule/`` for ``jaxrl train lpg --rule DIR``.
+"""The host driver of meta-gradient meta-training (``jaxrl meta-train lpg | ta-lpg | groove | disco``):
+meta-steps of ``jaxrl.rules.meta.MetaGradient`` (``jaxrl.rules.disco_meta.DiscoMetaGradient`` for
+disco; each one compiled program), a progress bar, ``meta.csv`` and ``meta.png``, Orbax checkpoints
+of the whole meta state every ``checkpoint_every`` meta-steps with an exact ``resume``, and the
+learned rule in ``rule/`` for ``jaxrl train lpg --rule DIR`` (``jaxrl train disco --rule DIR``).
 
 Layout of a directory::
 
@@ -37,6 +38,8 @@ KIND = "meta-train-rule"
 CHECKPOINTS, RULE = "checkpoints", "rule"
 PLOTTED = (("mean_return", "mean episode return"), ("meta_loss", "meta-objective"),
            ("pi_entropy", "entropy of pi"), ("critic_loss", "critic's loss"))
+DISCO_PLOTTED = (("mean_return", "mean episode return (all rollouts)"), ("meta_loss", "meta-objective"),
+                 ("pi_entropy", "entropy of pi (validation rollout)"), ("critic_loss", "domain value function's loss"))
 
 
 @dataclass
@@ -48,14 +51,14 @@ class RuleResult:
     compile_time: float
 
 
-METHODS = {"lpg": ("lpg", "uniform"), "ta-lpg": ("ta-lpg", "uniform"), "groove": ("lpg", "groove")}
+METHODS = {"lpg": ("lpg", "uniform"), "ta-lpg": ("ta-lpg", "uniform"), "groove": ("lpg", "groove"), "disco": ("disco", None)}
 
 
 def meta_config(method: str, settings: Mapping[str, Any]) -> MetaConfig:
     """``MetaConfig`` for ``method`` (lpg, ta-lpg: levels drawn uniformly; groove: LPG's rule on
     levels chosen by GROOVE's curator) with ``settings`` (text from ``--set`` or values), each checked."""
-    if method not in METHODS:
-        raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if method not in METHODS or method == "disco":
+        raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(m for m in METHODS if m != 'disco')}")
     rule, curator = METHODS[method]
     fields = {f.name: f for f in dataclasses.fields(MetaConfig)}
     values: dict[str, Any] = {"rule": rule, "curator": curator}
@@ -90,10 +93,22 @@ def meta_train_rule(method: str, out: str | Path, *, meta_steps: int, settings: 
                              ("keep_checkpoints", keep_checkpoints, 1)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
-    config = meta_config(method, settings or {})
-    spec = {"kind": KIND, "method": method, "rule": config.rule, "config": dataclasses.asdict(config), "seed": int(seed)}
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if method == "disco":
+        from jaxrl.rules.disco_meta import DiscoMetaGradient, disco_meta_config
+
+        config = disco_meta_config(settings or {})
+        rule, where, plotted = "disco", config.env, DISCO_PLOTTED
+        title = (f"meta-train disco: {config.num_agents} agents x {config.num_envs} envs on {config.env}, "
+                 f"{config.inner_steps} inner steps of {config.num_steps}")
+    else:
+        config = meta_config(method, settings or {})
+        rule, where, plotted = config.rule, f"{config.levels} levels", PLOTTED
+        title = f"meta-train {method}: {config.num_agents} agents on {config.levels} levels, K={config.inner_updates}"
+    spec = {"kind": KIND, "method": method, "rule": rule, "config": dataclasses.asdict(config), "seed": int(seed)}
     path = Path(out).expanduser().resolve()
-    program = MetaGradient(config)
+    program = DiscoMetaGradient(config) if method == "disco" else MetaGradient(config)
     state = program.init(jax.random.PRNGKey(seed))
     rows: dict[str, list[float]] = {}
     done, wall_before = 0, 0.0
@@ -106,8 +121,11 @@ def meta_train_rule(method: str, out: str | Path, *, meta_steps: int, settings: 
         path = rundir.prepare(path, overwrite)
     store = CheckpointStore(path / CHECKPOINTS, keep=keep_checkpoints, writable=True)
     rules = CheckpointStore(path / RULE, keep=1, writable=True)
-    env_steps = config.num_agents * config.num_envs * config.num_steps * (config.inner_updates + 1)
-    bar = ProgressBar(meta_steps, f"meta-train {method} ({config.levels} levels)", done) if progress else None
+    if method == "disco":
+        env_steps = program.env_steps
+    else:
+        env_steps = config.num_agents * config.num_envs * config.num_steps * (config.inner_updates + 1)
+    bar = ProgressBar(meta_steps, f"meta-train {method} ({where})", done) if progress else None
     start, compile_time = time.perf_counter(), 0.0
 
     def save(steps_done: int) -> None:
@@ -140,19 +158,19 @@ def meta_train_rule(method: str, out: str | Path, *, meta_steps: int, settings: 
         store.close()
         rules.close()
     write_table(path, rows, ("meta_step", "env_steps"))
-    _plot(path, rows, f"meta-train {method}: {config.num_agents} agents on {config.levels} levels, K={config.inner_updates}")
+    _plot(path, rows, title, plotted)
     rundir._atomic_write(path / "config.json", lambda p: p.write_text(json.dumps(spec, indent=2) + "\n"))
     return RuleResult(path, {k: np.asarray(v) for k, v in rows.items()}, state.rule_params,
                       wall_before + time.perf_counter() - start, compile_time)
 
 
-def _plot(path: Path, rows: Mapping[str, list[float]], title: str) -> None:
+def _plot(path: Path, rows: Mapping[str, list[float]], title: str, plotted=PLOTTED) -> None:
     import matplotlib.pyplot as plt
 
     step = np.asarray(rows["meta_step"])
     fig, axes = plt.subplots(2, 2, figsize=(9, 6), dpi=110, sharex=True)
     window = max(1, len(step) // 50)
-    for ax, (name, label) in zip(axes.flat, PLOTTED):
+    for ax, (name, label) in zip(axes.flat, plotted):
         values = np.asarray(rows[name], float)
         ax.plot(step, values, color="tab:blue", alpha=0.3)
         if window > 1:
@@ -169,9 +187,9 @@ def _plot(path: Path, rows: Mapping[str, list[float]], title: str) -> None:
 
 
 def load_rule(meta_dir: str | Path) -> tuple[Any, dict[str, Any]]:
-    """The newest saved rule of a ``jaxrl meta-train lpg | ta-lpg`` directory and the settings a
-    fresh agent needs to use it (``rule``, ``num_bins``, ``rule_hidden``); ``ConfigError`` for a
-    missing directory or one that is not such a run."""
+    """The newest saved rule of a ``jaxrl meta-train lpg | ta-lpg | disco`` directory and the
+    settings a fresh agent needs to use it (``rule``, and for lpg ``num_bins``, ``rule_hidden``);
+    ``ConfigError`` for a missing directory or one that is not such a run."""
     path = Path(meta_dir).expanduser().resolve()
     if not path.is_dir():
         raise ConfigError(f"--rule {meta_dir}: no such directory")
@@ -191,5 +209,7 @@ def load_rule(meta_dir: str | Path) -> tuple[Any, dict[str, Any]]:
             raise ConfigError(f"--rule {meta_dir}: not a meta-trained update rule")
         weights, _ = store.restore(arrays_template(metadata.get("rule_params"), "rule_params"))
     config = spec["config"]
+    if spec.get("rule") == "disco":  # the rule's shapes are fixed (Disco103's); its names use ":" for "/"
+        return jax.tree.map(np.asarray, weights), {"rule": "disco"}
     return jax.tree.map(np.asarray, weights), {"rule": spec["rule"], "num_bins": config["num_bins"],
                                                "rule_hidden": config["hidden_size"]}
