@@ -264,17 +264,16 @@ def build(config: DiscoConfig, env: envs.Environment) -> Agent:
         return jnp.where(deterministic, jnp.argmax(logits, -1), jax.random.categorical(key, logits))
 
     return DiscoAgent(init=init, update=compose(collect, learn), act=act, policy_params=policy_params, steps_per_update=batch,
-                      num_updates=num_updates, collect=collect, learn=learn, learner_step=learner_step, net=net, vec_env=vec_env)
+                      num_updates=num_updates, collect=collect, learn=learn, learner_step=learner_step, net=net)
 
 
 @dataclass(frozen=True)
 class DiscoAgent(Agent):
     """The contract's ``Agent`` plus what meta-training needs: ``learner_step(state, hparams,
-    seq, backprop)`` (see ``build``), the network and the vectorised environment."""
+    seq, backprop)`` (see ``build``) and the network."""
 
     learner_step: Callable | None = None
     net: Any = None
-    vec_env: Any = None
 
 
 def defaults(env_name: str, discrete: bool) -> tuple[DiscoConfig, DiscoHParams]:
