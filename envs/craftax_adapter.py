@@ -50,6 +50,11 @@ class CraftaxEnv(SuiteEnv):
         self._env = make_craftax_env_from_name(name, auto_reset=False)
         super().__init__(f"craftax/{name}", self._env.num_actions)
 
+    reset_in_batch = True  # a reset generates a world: about 15 steps' cost (experiments/bench/README.md)
+
+    def reset_key(self, key: jax.Array) -> jax.Array:
+        return jax.random.split(key)[1]
+
     @property
     def craftax_env(self):
         return self._env
@@ -64,7 +69,7 @@ class CraftaxEnv(SuiteEnv):
 
     def step(self, key: jax.Array, state: Any, action: jax.Array, params: Any = None):
         params = self.default_params if params is None else params
-        step_key, reset_key = jax.random.split(key)
+        step_key, reset_key = jax.random.split(key)  # reset_key(key) repeats this split
         obs, next_state, reward, done, info = self._env.step_env(step_key, state, action, params)
         obs = float_observation(obs)
         done = jnp.asarray(done, bool)

@@ -10,6 +10,7 @@ Single-environment wrappers: ``EpisodeStatistics``, ``FlattenObservation``, ``On
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import jax
@@ -20,7 +21,13 @@ from envs.core import Environment, spaces
 
 
 class Wrapper(Environment):
-    """Delegates everything to the wrapped environment."""
+    """Delegates everything to the wrapped environment.
+
+    ``reset_transparent``: the wrapper passes ``step``'s key down unchanged, and its ``step``,
+    where the inner environment auto-resets, returns exactly what its ``reset`` returns on the
+    inner reset (what ``VectorEnv`` needs to reset ended copies in a batch, below)."""
+
+    reset_transparent = False
 
     def __init__(self, env: Environment):
         self.env = env
@@ -79,6 +86,8 @@ class EpisodeStatistics(Wrapper):
     elsewhere). Put it below reward normalisation so it reports the environment's true reward.
     """
 
+    reset_transparent = True  # see VectorEnv
+
     def reset(self, key, params=None):
         return self._start(*self.env.reset(key, params))
 
@@ -110,6 +119,8 @@ class EpisodeStatistics(Wrapper):
 
 class FlattenObservation(Wrapper):
     """Reshapes observations (and final observations) to one dimension."""
+
+    reset_transparent = True  # see VectorEnv
 
     def reset(self, key, params=None):
         obs, state = self.env.reset(key, params)
@@ -146,6 +157,7 @@ class OneHotIndex(Wrapper):
     288 long, and as rollouts they were most of a meta-step's memory traffic)."""
 
     one_hot_observation = False
+    reset_transparent = True  # see VectorEnv
 
     def reset(self, key, params=None):
         obs, state = self.env.reset(key, params)
@@ -168,6 +180,8 @@ class OneHotIndex(Wrapper):
 class RescaleAction(Wrapper):
     """The agent acts in [-1, 1]^d; actions are clipped there and mapped affinely onto the
     environment's [low, high]. Agents keep the unclipped sample for their log-probabilities."""
+
+    reset_transparent = True  # see VectorEnv
 
     def __init__(self, env: Environment):
         super().__init__(env)
@@ -199,11 +213,30 @@ class VectorEnv(Wrapper):
 
     ``params`` are per copy: every leaf has a leading axis of ``num_envs`` (``tile_params`` makes
     them from one set), so that copies may run with different parameters (a task distribution)
-    and a run state can carry, and change, them like any other data."""
+    and a run state can carry, and change, them like any other data.
 
-    def __init__(self, env: Environment, num_envs: int):
+    Resets that cost what they should: where the environment at the bottom has
+    ``reset_in_batch`` (a suite adapter whose reset costs many steps, e.g. Craftax's world
+    generation) and every wrapper above it is ``reset_transparent``, the copies are stepped
+    without their auto-reset and only the copies that ended are reset, ``reset_chunk`` at a time
+    (``reset_ended``), instead of every copy computing a reset every step under ``vmap``. Each
+    ended copy gets the reset its own auto-reset would have computed, from its own key, so each
+    one starts on an independently drawn level. The episodes are those of the per-copy
+    auto-reset, bit for bit where the suite's arithmetic is exact (navix: tested); in floating
+    point XLA may round differently in differently batched programs (Craftax's world generation
+    gives a copy a different world for the same key in a batch of 8 and of 16), as it does for
+    any change of ``num_envs``."""
+
+    def __init__(self, env: Environment, num_envs: int, reset_chunk: int | None = None):
         super().__init__(env)
         self.num_envs = int(num_envs)
+        self._deferred = _deferred_chain(env)
+        # 1 in 16 copies per chunk: an ended copy costs at most one chunk of resets that step.
+        self.reset_chunk = int(reset_chunk or max(1, self.num_envs // 16))
+
+    @property
+    def resets_in_batch(self) -> bool:
+        return self._deferred is not None
 
     def reset(self, key, params):
         keys = jax.random.split(key, self.num_envs)
@@ -211,12 +244,57 @@ class VectorEnv(Wrapper):
 
     def step(self, key, state, action, params):
         keys = jax.random.split(key, self.num_envs)
-        return jax.vmap(self.env.step)(keys, state, action, params)
+        if self._deferred is None:
+            return jax.vmap(self.env.step)(keys, state, action, params)
+        chain, bottom = self._deferred
+        obs, state, reward, terminated, truncated, info = jax.vmap(chain.step)(keys, state, action, params)
+        reset_keys = jax.vmap(bottom.reset_key)(keys)
+        obs, state = reset_ended(self.env.reset, reset_keys, params, terminated | truncated, obs, state, self.reset_chunk)
+        return obs, state, reward, terminated, truncated, info
 
     def reset_to_level(self, key, level, params):
         """Every copy restarts on its own level (leaves with a leading ``num_envs`` axis)."""
         keys = jax.random.split(key, self.num_envs)
         return jax.vmap(self.env.reset_to_level)(keys, level, params)
+
+
+def _deferred_chain(env: Environment) -> tuple[Environment, Environment] | None:
+    """``(a copy of the wrapper chain over the bottom environment's deferred() twin, the bottom
+    environment)`` where the bottom has ``reset_in_batch`` and every wrapper is
+    ``reset_transparent``; None otherwise."""
+    if isinstance(env, Wrapper):
+        if not type(env).reset_transparent:
+            return None
+        inner = _deferred_chain(env.env)
+        if inner is None:
+            return None
+        twin = copy.copy(env)
+        twin.env = inner[0]
+        return twin, inner[1]
+    return (env.deferred(), env) if getattr(env, "reset_in_batch", False) else None
+
+
+def reset_ended(reset, keys, params, done, obs, state, chunk: int):
+    """``(obs, state)`` with every copy where ``done`` replaced by ``reset(keys[i], params[i])``,
+    computing the resets ``chunk`` copies at a time and only as many chunks as copies ended (a
+    ``while_loop``: under an outer ``vmap`` it runs the most any member needs)."""
+    n = done.shape[0]
+    chunks = -(-n // chunk)
+    # The ended copies' indices in order, then n (out of range: gathers clip, scatters drop it).
+    order = jnp.sort(jnp.where(done, jnp.arange(n), n))
+    order = jnp.concatenate([order, jnp.full((chunks * chunk - n,), n, order.dtype)])
+    count = done.sum()
+
+    def reset_chunk(carry):
+        i, obs, state = carry
+        index = jax.lax.dynamic_slice(order, (i * chunk,), (chunk,))
+        rows = jnp.minimum(index, n - 1)
+        new_obs, new_state = jax.vmap(reset)(keys[rows], jax.tree.map(lambda x: x[rows], params))
+        put = lambda old, new: old.at[index].set(new, mode="drop")  # noqa: E731
+        return i + 1, put(obs, new_obs), jax.tree.map(put, state, new_state)
+
+    _, obs, state = jax.lax.while_loop(lambda carry: carry[0] * chunk < count, reset_chunk, (0, obs, state))
+    return obs, state
 
 
 def tile_params(params: Any, num_envs: int) -> Any:
