@@ -93,19 +93,32 @@ def test_bad_levels_files_are_one_line_and_exit_2(tmp_path, capsys, content, mes
     assert "missing.txt" in capsys.readouterr().err
 
 
-def test_paired_runs_vmapped_and_resumes_exactly(tmp_path):
-    overrides = {**TINY_OVERRIDES, "num_steps": 64, "paired_walls": 10, "total_steps": (2 * 4 * 64 + 4 * 12) * 6}
+def test_paired_runs_vmapped_resumes_exactly_evaluates_and_logs_its_levels(tmp_path):
     steps = 2 * 4 * 64 + 4 * 12  # both students' steps and the teacher's
-    full = jaxrl.train_run("paired", "maze", tmp_path / "run", overrides=overrides, num_seeds=2, checkpoint_every=3 * steps, log_every=1)
+    out = tmp_path / "run"
+    tiny = [*TINY, "--set", "num_steps=64", "--set", "paired_walls=10", "--set", "eval_every=1"]
+    assert main(["ued", "paired", "--env", "maze", "--seeds", "2", "--total-steps", str(steps * 6), "--log-every", "1",
+                 "--checkpoint-every", str(3 * steps), "--eval-levels", "0", "--quiet", "--out", str(out), *tiny]) == 0
+    full = load_run(out)
     assert full.train.steps_per_update == steps
-    middle = load_run(tmp_path / "run", step=3 * steps)
+    middle = load_run(out, step=3 * steps)
+    overrides = {**TINY_OVERRIDES, "num_steps": 64, "paired_walls": 10, "eval_every": 1, "total_steps": steps * 6}
     resumed = jaxrl.train("paired", "maze", num_seeds=2, overrides=overrides, state=middle.state,
                           start_window=middle.metadata["windows_done"], log_every=1)
     assert _same(resumed.state, full.state)
     levels = full.state.parents  # the teacher's last levels: valid, with at most paired_walls walls
     assert bool(jax.vmap(jax.vmap(is_valid_level))(levels).all())
     assert (np.asarray(levels.wall_map).sum(axis=(2, 3)) <= 10).all()
-    assert np.isfinite(full.metrics["regret"]).all()
+    import pandas as pd
+
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert np.isfinite(metrics["regret"]).all()
+    # the protagonist evaluated on the holdout levels at every update
+    assert len(metrics) == 2 * 6 and ((metrics["holdout_solve_rate"] >= 0) & (metrics["holdout_solve_rate"] <= 1)).all()
+    # the teacher builds its own levels: their diagnostics within the teacher's walls bound
+    assert ((metrics["train_walls"] >= 0) & (metrics["train_walls"] <= 10)).all()
+    assert ((metrics["train_solvable"] >= 0) & (metrics["train_solvable"] <= 1)).all()
+    assert "buffer_walls" not in metrics
 
 
 def test_random_levels_evaluated_during_training_match_an_evaluation_after_it():
@@ -131,18 +144,10 @@ def test_random_levels_evaluated_during_training_match_an_evaluation_after_it():
     np.testing.assert_allclose(result.metrics["random_return_cvar10"][:, -1], [cvar(r) for r in returns], rtol=1e-5)
 
 
-def test_paired_evaluates_its_protagonist_during_training():
-    overrides = {**TINY_OVERRIDES, "total_steps": (2 * 4 * 32 + 4 * 12) * 2, "eval_every": 1, "paired_walls": 10}  # 2 updates
-    result = jaxrl.train("paired", "maze", overrides=overrides, log_every=1)
-    rate = result.metrics["holdout_solve_rate"]
-    assert rate.shape == (1, 2) and np.isfinite(rate).all() and ((rate >= 0) & (rate <= 1)).all()
-
-
-@pytest.mark.parametrize("curriculum", ["dr", "plr", "sfl", "paired"])
+@pytest.mark.parametrize("curriculum", ["dr", "plr", "sfl"])
 def test_level_diagnostics_are_logged_for_the_levels_played_and_kept(tmp_path, curriculum):
     """On a one-level training file every level played and kept is that level: the diagnostics
-    must be its solver's figures (PAIRED's teacher builds its own levels: checked against the
-    teacher's walls bound instead)."""
+    must be its solver's figures (PAIRED's: in the test above)."""
     import pandas as pd
 
     from envs.maze import shortest_path_length
@@ -154,15 +159,9 @@ def test_level_diagnostics_are_logged_for_the_levels_played_and_kept(tmp_path, c
     walls, shortest = int(np.asarray(level.wall_map).sum()), shortest_path_length(jax.tree.map(lambda x: x[0], level))
     out = tmp_path / curriculum
     sfl = ["--set", "sfl_levels=8", "--set", "sfl_batch=4", "--set", "sfl_rollout=16", "--set", "sfl_buffer=2", "--set", "sfl_refresh=2"]
-    levels = [] if curriculum == "paired" else ["--levels", str(path)]
-    assert main(["ued", curriculum, "--env", "maze", *levels, "--total-steps", str(4 * 32 * 4 + (256 if curriculum == "sfl" else 0)),
-                 "--eval-levels", "0", "--log-every", "1", "--quiet", "--out", str(out), "--set", "paired_walls=10", *TINY, *sfl]) == 0
+    assert main(["ued", curriculum, "--env", "maze", "--levels", str(path), "--total-steps", str(4 * 32 * 4 + (256 if curriculum == "sfl" else 0)),
+                 "--eval-levels", "0", "--log-every", "1", "--quiet", "--out", str(out), *TINY, *sfl]) == 0
     metrics = pd.read_csv(out / "metrics.csv")
-    if curriculum == "paired":
-        assert ((metrics["train_walls"] >= 0) & (metrics["train_walls"] <= 10)).all()
-        assert ((metrics["train_solvable"] >= 0) & (metrics["train_solvable"] <= 1)).all()
-        assert "buffer_walls" not in metrics
-        return
     np.testing.assert_allclose(metrics["train_walls"], walls)
     np.testing.assert_allclose(metrics["train_solvable"], 1.0)
     np.testing.assert_allclose(metrics["train_shortest_path"], shortest)
