@@ -50,8 +50,6 @@ class CraftaxEnv(SuiteEnv):
         self._env = make_craftax_env_from_name(name, auto_reset=False)
         super().__init__(f"craftax/{name}", self._env.num_actions)
 
-    reset_in_batch = True  # a reset generates a world: about 15 steps' cost (experiments/bench/README.md)
-
     def reset_key(self, key: jax.Array) -> jax.Array:
         return jax.random.split(key)[1]
 

@@ -15,9 +15,11 @@ the auto-reset, and the parameters of suites whose settings are constructor opti
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib
 import importlib.util
+import sys
 from typing import Any
 
 import jax
@@ -31,29 +33,33 @@ from envs.core import Environment, spaces
 class Suite:
     prefix: str  # the registry's prefix, also the extra's name
     module: str  # the package that must be importable
-    requirement: str  # what the extra installs (pyproject.toml says the same)
+    requirement: str  # what the extra installs on this Python (pyproject.toml says the same)
     adapter: str  # the kit's module with ``names()``, ``option_defaults(name)``, ``make(name, overrides)``
-    snapshot: tuple[str, ...]  # the environments of the pinned version, listed while not installed
+    snapshot: tuple[str, ...]  # the environments of the pinned version, listed while not installed; fastest first
+    cpu_cost: str = ""  # what a CPU run costs, measured once (`jaxrl list` and the README's suites table)
+    from_installed: bool = False  # list the installed version's names (read from the suite) instead of the snapshot
+    unavailable: str = ""  # one line on the suite's environments the kit cannot make, if any
 
 
 SUITES = {
     "craftax": Suite(
         "craftax", "craftax", "craftax>=1.6,<1.7", "envs.craftax_adapter",
-        ("Craftax-Classic-Pixels-v1", "Craftax-Classic-Symbolic-v1", "Craftax-Pixels-v1", "Craftax-Symbolic-v1"),
+        ("Craftax-Classic-Symbolic-v1", "Craftax-Symbolic-v1", "Craftax-Classic-Pixels-v1", "Craftax-Pixels-v1"),
     ),
     "xminigrid": Suite(
         "xminigrid", "xminigrid", "xminigrid>=0.9,<0.10", "envs.xminigrid_adapter",
-        tuple(f"XLand-MiniGrid-R{r}-{s}x{s}" for r, sizes in (
+        ("MiniGrid-Empty-5x5",)
+        + tuple(f"XLand-MiniGrid-R{r}-{s}x{s}" for r, sizes in (
             (1, (9, 11, 13, 15, 17)), (2, (9, 11, 13, 15, 17)), (4, (9, 11, 13, 15, 17)),
             (6, (13, 17, 19)), (9, (16, 19, 25))) for s in sizes)
         + ("MiniGrid-BlockedUnlockPickUp",)
-        + tuple(f"MiniGrid-{k}-{s}x{s}" for k in ("DoorKey", "Empty", "EmptyRandom") for s in (5, 6, 8, 16))
+        + tuple(f"MiniGrid-{k}-{s}x{s}" for k in ("DoorKey", "Empty", "EmptyRandom") for s in (5, 6, 8, 16) if (k, s) != ("Empty", 5))
         + ("MiniGrid-FourRooms", "MiniGrid-LockedRoom")
         + tuple(f"MiniGrid-MemoryS{s}" for s in (8, 16, 32, 64, 128))
         + ("MiniGrid-Playground", "MiniGrid-Unlock", "MiniGrid-UnlockPickUp"),
     ),
     "navix": Suite(
-        "navix", "navix", "navix>=0.7.4,<0.8", "envs.navix_adapter",
+        "navix", "navix", "navix>=4.0,<5" if sys.version_info >= (3, 12) else "navix>=0.7.4,<0.8", "envs.navix_adapter",
         tuple(f"Navix-{k}-{s}x{s}-v0" for k in ("Empty", "Empty-Random", "DoorKey", "DoorKey-Random") for s in (5, 6, 8, 16))
         + ("Navix-FourRooms-v0",)
         + tuple(f"Navix-KeyCorridorS{s}R{r}-v0" for s, r in ((3, 1), (3, 2), (3, 3), (4, 3), (5, 3), (6, 3)))
@@ -63,12 +69,22 @@ SUITES = {
            "Navix-Dynamic-Obstacles-6x6-Random-v0", "Navix-Dynamic-Obstacles-8x8-v0", "Navix-Dynamic-Obstacles-16x16-v0",
            "Navix-DistShift1-v0", "Navix-DistShift2-v0")
         + tuple(f"Navix-GoToDoor-{s}x{s}-v0" for s in (5, 6, 8)),
+        from_installed=True,
     ),
     "jumanji": Suite(
         "jumanji", "jumanji", "jumanji>=1.1,<1.2", "envs.jumanji_adapter",
-        ("BinPack-v2", "CVRP-v1", "Cleaner-v0", "Game2048-v1", "GraphColoring-v1", "Knapsack-v1", "Maze-v0",
+        ("TSP-v1", "BinPack-v2", "CVRP-v1", "Cleaner-v0", "Game2048-v1", "GraphColoring-v1", "Knapsack-v1", "Maze-v0",
          "Minesweeper-v0", "PacMan-v1", "RobotWarehouse-v0", "RubiksCube-partly-scrambled-v0", "RubiksCube-v0",
-         "SlidingTilePuzzle-v0", "Snake-v1", "Sudoku-v0", "Sudoku-very-easy-v0", "TSP-v1", "Tetris-v0"),
+         "SlidingTilePuzzle-v0", "Snake-v1", "Sudoku-v0", "Sudoku-very-easy-v0", "Tetris-v0"),
+    ),
+    "playground": Suite(
+        "playground", "mujoco_playground", "playground>=0.2,<0.3", "envs.playground_adapter",
+        ("AcrobotSwingup", "AcrobotSwingupSparse", "BallInCup", "CartpoleBalance", "CartpoleBalanceSparse",
+         "CartpoleSwingup", "CartpoleSwingupSparse", "CheetahRun", "FingerSpin", "FingerTurnEasy", "FingerTurnHard",
+         "FishSwim", "HopperHop", "HopperStand", "HumanoidStand", "HumanoidWalk", "HumanoidRun", "PendulumSwingup",
+         "PointMass", "ReacherEasy", "ReacherHard", "SwimmerSwimmer6", "WalkerRun", "WalkerStand", "WalkerWalk"),
+        cpu_cost="",
+        unavailable="the locomotion and manipulation environments: loading one clones MuJoCo Menagerie from GitHub",
     ),
 }
 
@@ -99,9 +115,15 @@ def adapter(suite: Suite) -> Any:
 
 
 def names(suite: Suite) -> list[str]:
-    """The suite's environments the kit makes: the snapshot, which the tests check against the
-    installed suite (``<adapter>.names()``), so listing never imports a suite."""
-    return list(suite.snapshot)
+    """The suite's environments the kit makes, the fastest first: the snapshot, which the tests
+    check against the installed suite (``<adapter>.names()``), so listing imports no suite; for a
+    suite whose names change between the versions the extra allows (``from_installed``), the
+    installed version's own list, in the snapshot's order where the names are shared."""
+    if not (suite.from_installed and installed(suite)):
+        return list(suite.snapshot)
+    found = list(importlib.import_module(suite.adapter).names())
+    order = {name: i for i, name in enumerate(suite.snapshot)}
+    return sorted(found, key=lambda name: (order.get(name, len(order)), found.index(name)))
 
 
 def inner_name(name: str, suite: Suite) -> str:
@@ -169,8 +191,30 @@ class SuiteEnv(Environment):
         shape = jax.eval_shape(lambda key: self.reset(key, params)[0], jax.random.key(0)).shape
         return spaces.Box(-jnp.inf, jnp.inf, shape, jnp.float32)
 
+    # Resets that cost what they should. Under ``vmap`` a per-copy auto-reset computes a reset for
+    # every copy on every step, ended or not. ``reset_in_batch`` lets ``envs.VectorEnv`` step a
+    # twin that leaves ended copies as they are (``deferred()``) and reset only the copies that
+    # ended, each with the key this adapter's own auto-reset would have used (``reset_key``): the
+    # same episodes. Every suite's adapter does: Craftax's reset generates a world (about 15
+    # steps' cost), xminigrid's and navix's random layouts cost several steps, and where a reset
+    # is cheap (navix's Empty rooms) it costs nothing (experiments/bench/README.md).
+    reset_in_batch = True
+    _deferred = False
+
+    def deferred(self) -> "SuiteEnv":
+        """A twin whose ``step`` does not auto-reset (``envs.VectorEnv`` resets the ended copies)."""
+        twin = copy.copy(self)
+        twin._deferred = True
+        return twin
+
+    def reset_key(self, key: jax.Array) -> jax.Array:
+        """The key ``step(key, ...)`` hands its auto-reset."""
+        return key
+
     def auto_reset(self, key: jax.Array, params: Any, done: jax.Array, obs: jax.Array, state: Any):
         """``(obs, state)`` of the next step: a fresh episode's, from ``reset(key, params)``,
-        where ``done``."""
+        where ``done`` (``key`` must be ``reset_key`` of the step's key)."""
+        if self._deferred:
+            return obs, state
         reset_obs, reset_state = self.reset(key, params)
         return jnp.where(done, reset_obs, obs), tree_where(done, reset_state, state)

@@ -49,6 +49,8 @@ def test_lock_pins_every_dependency_of_dev_within_pyproject_ranges(python):
     pins = _lock(LOCKS[python])
     assert "jaxrl" not in pins
     for requirement in _requirements() + _requirements("dev"):
+        if requirement.marker is not None and not requirement.marker.evaluate({"python_version": python}):
+            continue  # a range for the other Python (navix)
         name = canonicalize_name(requirement.name)
         assert name in pins, f"{LOCKS[python].name} does not pin {requirement.name}"
         assert requirement.specifier.contains(pins[name], prereleases=True), (

@@ -60,40 +60,43 @@ def test_reset_ended_resets_exactly_the_ended_copies_in_any_chunking():
             np.testing.assert_array_equal(_data(got_state["k"]), np.where(np.asarray(done)[:, None], _data(want_state["k"]), _data(state["k"])))
 
 
-@pytest.mark.parametrize("chunk", [1, 3])
-def test_batched_resets_equal_per_copy_auto_resets_bit_for_bit(chunk):
-    # navix's dynamics are integer arithmetic, so the two programs must agree exactly: same
-    # flags, rewards, episode statistics, final observations and next episodes (DoorKey's layouts
-    # are random, so a wrong key or a copy given another's reset shows).
-    env, params = envs.make("navix/Navix-DoorKey-5x5-v0", max_steps=6)
-    batched_env = copy.copy(env)
-    batched_env.reset_in_batch = True
+@pytest.mark.parametrize("name, settings, chunk", [
+    ("navix/Navix-DoorKey-5x5-v0", {"max_steps": 6}, 1),
+    ("xminigrid/MiniGrid-DoorKey-5x5", {"max_steps": 6}, 3),
+    ("jumanji/Snake-v1", {"time_limit": 6}, 3),
+])
+def test_batched_resets_equal_per_copy_auto_resets_bit_for_bit(name, settings, chunk):
+    # These suites' dynamics are integer arithmetic, so the two programs must agree exactly: same
+    # flags, rewards, episode statistics, final observations and next episodes (the layouts and
+    # Snake's starts are random, so a wrong key or a copy given another's reset shows).
+    batched_env, params = envs.make(name, **settings)
+    assert batched_env.reset_in_batch
+    env = copy.copy(batched_env)
+    env.reset_in_batch = False
     n = 8
     plain = VectorEnv(EpisodeStatistics(env), n)
     batched = VectorEnv(EpisodeStatistics(batched_env), n, reset_chunk=chunk)
     assert batched.resets_in_batch and not plain.resets_in_batch
     per_copy = tile_params(params, n)
-    ours, _ = _run(batched, per_copy, 20)
-    theirs, _ = _run(plain, per_copy, 20)
+    ours, _ = _run(batched, per_copy, 14)
+    theirs, _ = _run(plain, per_copy, 14)
     ended = 0
     for a, b in zip(ours, theirs):
         _assert_equal(a, b)
         ended += int((a[3] | a[4]).sum())
     assert ended >= 2 * n  # every copy's clock ran out at least twice, with some goals reached
 
-    # under an outer vmap (seeds), where the resets' while_loop runs the most any seed needs
-    seeds = jax.random.split(jax.random.key(7), 3)
-    actions = jnp.zeros((3, n), jnp.int32)
+    if name.startswith("navix"):  # under an outer vmap (seeds), where the while_loop runs the most any seed needs
+        seeds = jax.random.split(jax.random.key(7), 3)
 
-    def one(vec):
-        def run(key, action):
-            _, state = vec.reset(key, per_copy)
-            for _ in range(7):
-                _, state, *_ = vec.step(key, state, action, per_copy)
-            return state
-        return jax.jit(jax.vmap(run))(seeds, actions)
+        def one(vec):
+            def run(key):
+                _, state = vec.reset(key, per_copy)
+                step = lambda t, state: vec.step(jax.random.fold_in(key, t), state, jnp.zeros(n, jnp.int32), per_copy)[1]  # noqa: E731
+                return jax.lax.fori_loop(0, 7, step, state)
+            return jax.jit(jax.vmap(run))(seeds)
 
-    _assert_equal(one(batched), one(plain))
+        _assert_equal(one(batched), one(plain))
 
 
 def test_craftax_resets_only_ended_copies_each_on_a_fresh_world():

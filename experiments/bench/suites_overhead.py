@@ -17,6 +17,7 @@ The ratio is the median over alternating rounds of kit / the fastest suite-own s
 
     python experiments/bench/suites_overhead.py --repeats 7
     python experiments/bench/suites_overhead.py --envs craftax/Craftax-Classic-Pixels-v1 --copies 16
+    python experiments/bench/suites_overhead.py --batch-resets --envs navix/Navix-DoorKey-5x5-v0
 """
 
 from __future__ import annotations
@@ -154,6 +155,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10, help="calls before timing (the copies' clocks spread)")
     parser.add_argument("--copies", type=int, default=None, help="copies for every case (default: per case)")
     parser.add_argument("--envs", default=",".join(CASES), help="comma-separated registry names")
+    parser.add_argument("--kit-only", action="store_true", help="time the kit's side alone (e.g. to find a suite's fastest variant)")
+    parser.add_argument("--batch-resets", action="store_true",
+                        help="reset in batch on every adapter (to measure where it pays), not only where reset_in_batch is set")
     args = parser.parse_args()
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}; {args.steps} steps per call, "
           f"{args.warmup} calls of warm-up, median of {args.repeats}")
@@ -163,9 +167,15 @@ def main() -> None:
     for name in args.envs.split(","):
         start = time.perf_counter()
         env, params = envs.make(name)
+        if args.batch_resets:
+            env.reset_in_batch = True
         num_envs = args.copies or CASES.get(name, 256)
         made = time.perf_counter() - start
-        sides = {**kit_sides(env, params, num_envs), **native_sides(name, params, num_envs)}
+        sides = kit_sides(env, params, num_envs)
+        if args.kit_only:
+            sides = {"kit": sides["kit"]}
+        else:
+            sides.update(native_sides(name, params, num_envs))
         compiled, states, compile_s = {}, {}, {}
         for side, (init, step) in sides.items():
             start = time.perf_counter()
@@ -176,6 +186,7 @@ def main() -> None:
             key, call_key = jax.random.split(key)
             for side in sides:
                 states[side] = compiled[side](states[side], call_key)[0]
+        jax.block_until_ready(states)  # the warm-up is dispatched asynchronously: not into the first timing
         speeds = {side: [] for side in sides}
         ended = 0
         for _ in range(args.repeats):
@@ -185,13 +196,14 @@ def main() -> None:
                 states[side], _, count = jax.block_until_ready(compiled[side](states[side], call_key))
                 speeds[side].append(num_envs * args.steps / (time.perf_counter() - start))
                 ended += int(count) if side == "kit" else 0
-        own = [s for s in sides if s in ("native", "optimistic")]
+        own = [s for s in sides if s in ("native", "optimistic")] or ["kit"]
         ratios = [speeds["kit"][i] / max(speeds[s][i] for s in own) for i in range(args.repeats)]
         cells = [f"{statistics.median(speeds[s]):,.0f}" if s in speeds else "-" for s in ("kit", "per-copy", "native", "optimistic")]
         per_1k = 1000 * ended / (args.repeats * args.steps * num_envs)
         print(f"| {name} | {num_envs} | {per_1k:.1f} | " + " | ".join(cells)
               + f" | {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) |", flush=True)
-        print(f"  (made in {made:.0f} s; compiled in " + ", ".join(f"{s} {t:.0f} s" for s, t in compile_s.items()) + ")", flush=True)
+        print(f"  (made in {made:.0f} s; compiled in " + ", ".join(f"{s} {t:.0f} s" for s, t in compile_s.items())
+              + "; steps/s per call: " + "; ".join(f"{s} " + " ".join(f"{v:,.0f}" for v in speeds[s]) for s in sides) + ")", flush=True)
 
 
 if __name__ == "__main__":

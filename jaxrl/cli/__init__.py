@@ -60,7 +60,11 @@ def _cmd_list() -> int:
             print(f"  {name}")
     for suite in suites.SUITES.values():
         status = "installed" if suites.installed(suite) else f"not installed: {suites.install_hint(suite)}"
-        print(f"{suite.prefix} environments ({status}):")
+        print(f"{suite.prefix} environments ({status}; the fastest first):")
+        if suite.cpu_cost:
+            print(f"  # on a 2-core CPU: {suite.cpu_cost}")
+        if suite.unavailable:
+            print(f"  # {suite.unavailable}")
         for name in suites.names(suite):
             print(f"  {suite.prefix}/{name}")
     return 0
