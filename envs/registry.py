@@ -1,6 +1,6 @@
 """``envs.make(name, **overrides)``: one registry for gymnax's environments, brax's (as
 ``brax/<name>``), the suites behind optional extras (``craftax/<name>``, ``xminigrid/<name>``,
-``navix/<name>``, ``jumanji/<name>``: ``envs.suites``) and the kit's own."""
+``navix/<name>``, ``jumanji/<name>``, ``playground/<name>``: ``envs.suites``) and the kit's own."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The maintained JAX environment suites behind optional extras: ``craftax/<name>``,
-``xminigrid/<name>``, ``navix/<name>`` and ``jumanji/<name>``, each name being the suite's own.
+``xminigrid/<name>``, ``navix/<name>``, ``jumanji/<name>`` and ``playground/<name>``, each name
+being the suite's own.
 
 Each suite has an adapter to the kit's protocol in its own file (``envs/<suite>_adapter.py``),
 imported only when one of its environments is made. A suite that is not installed still lists its
@@ -45,6 +46,7 @@ SUITES = {
     "craftax": Suite(
         "craftax", "craftax", "craftax>=1.6,<1.7", "envs.craftax_adapter",
         ("Craftax-Classic-Symbolic-v1", "Craftax-Symbolic-v1", "Craftax-Classic-Pixels-v1", "Craftax-Pixels-v1"),
+        cpu_cost="PPO at its defaults trains at ~1,750 env steps/s on Craftax-Classic-Symbolic-v1 (~60 s to compile)",
     ),
     "xminigrid": Suite(
         "xminigrid", "xminigrid", "xminigrid>=0.9,<0.10", "envs.xminigrid_adapter",
@@ -57,6 +59,7 @@ SUITES = {
         + ("MiniGrid-FourRooms", "MiniGrid-LockedRoom")
         + tuple(f"MiniGrid-MemoryS{s}" for s in (8, 16, 32, 64, 128))
         + ("MiniGrid-Playground", "MiniGrid-Unlock", "MiniGrid-UnlockPickUp"),
+        cpu_cost="PPO at its defaults trains at ~3,800 env steps/s on MiniGrid-Empty-5x5 (~25 s to compile)",
     ),
     "navix": Suite(
         "navix", "navix", "navix>=4.0,<5" if sys.version_info >= (3, 12) else "navix>=0.7.4,<0.8", "envs.navix_adapter",
@@ -70,20 +73,22 @@ SUITES = {
            "Navix-DistShift1-v0", "Navix-DistShift2-v0")
         + tuple(f"Navix-GoToDoor-{s}x{s}-v0" for s in (5, 6, 8)),
         from_installed=True,
+        cpu_cost="PPO at its defaults trains at ~9,000 env steps/s on Navix-Empty-5x5-v0 (~20 s to compile)",
     ),
     "jumanji": Suite(
         "jumanji", "jumanji", "jumanji>=1.1,<1.2", "envs.jumanji_adapter",
         ("TSP-v1", "BinPack-v2", "CVRP-v1", "Cleaner-v0", "Game2048-v1", "GraphColoring-v1", "Knapsack-v1", "Maze-v0",
          "Minesweeper-v0", "PacMan-v1", "RobotWarehouse-v0", "RubiksCube-partly-scrambled-v0", "RubiksCube-v0",
          "SlidingTilePuzzle-v0", "Snake-v1", "Sudoku-v0", "Sudoku-very-easy-v0", "Tetris-v0"),
+        cpu_cost="PPO at its defaults trains at ~40,000 env steps/s on TSP-v1, ~7,500 on Snake-v1 (~20 s to compile)",
     ),
     "playground": Suite(
         "playground", "mujoco_playground", "playground>=0.2,<0.3", "envs.playground_adapter",
-        ("AcrobotSwingup", "AcrobotSwingupSparse", "BallInCup", "CartpoleBalance", "CartpoleBalanceSparse",
-         "CartpoleSwingup", "CartpoleSwingupSparse", "CheetahRun", "FingerSpin", "FingerTurnEasy", "FingerTurnHard",
-         "FishSwim", "HopperHop", "HopperStand", "HumanoidStand", "HumanoidWalk", "HumanoidRun", "PendulumSwingup",
-         "PointMass", "ReacherEasy", "ReacherHard", "SwimmerSwimmer6", "WalkerRun", "WalkerStand", "WalkerWalk"),
-        cpu_cost="",
+        ("CartpoleBalanceSparse", "PointMass", "AcrobotSwingupSparse", "CartpoleBalance", "CartpoleSwingup",
+         "AcrobotSwingup", "CartpoleSwingupSparse", "PendulumSwingup", "ReacherEasy", "ReacherHard", "FingerTurnHard",
+         "FingerTurnEasy", "FingerSpin", "CheetahRun", "BallInCup", "FishSwim", "WalkerRun", "WalkerWalk", "WalkerStand",
+         "HopperHop", "HopperStand", "HumanoidStand", "HumanoidWalk", "HumanoidRun", "SwimmerSwimmer6"),
+        cpu_cost="PPO at its defaults trains at ~47,000 env steps/s on CartpoleBalance (~35 s to compile)",
         unavailable="the locomotion and manipulation environments: loading one clones MuJoCo Menagerie from GitHub",
     ),
 }

@@ -11,16 +11,8 @@ import pytest
 
 import envs
 from envs.wrappers import EpisodeStatistics, VectorEnv, reset_ended, tile_params
-
-
-def _data(x):
-    return np.asarray(jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
-
-
-def _assert_equal(a, b):
-    assert jax.tree.structure(a) == jax.tree.structure(b)
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        np.testing.assert_array_equal(_data(x), _data(y))
+from trees import assert_trees_equal as _assert_equal
+from trees import bits as _data
 
 
 def _run(vec, params, steps, seed=0, state=None):

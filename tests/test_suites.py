@@ -11,17 +11,9 @@ import envs
 import jaxrl
 from envs import suites
 from jaxrl.cli import main
+from trees import assert_trees_equal as _equal
 
 COPIES, STEPS = 8, 40
-
-
-def _equal(a, b):
-    def data(x):  # keys (navix and jumanji keep theirs in the state) compare by their bits
-        return np.asarray(jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
-
-    assert jax.tree.structure(a) == jax.tree.structure(b)
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        np.testing.assert_array_equal(data(x), data(y))
 
 
 def _compare(env, params, native, state, seed=0):

@@ -81,8 +81,11 @@ def task_distribution(name: str, overrides: Mapping[str, Any] | None = None) -> 
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise ConfigError(f"{name} has no parameter {field!r}{hint}; it has: {', '.join(sorted(defaults))}")
         random = callable(value) or is_distribution(value)
-        if random and (defaults is None or name.startswith("brax/")):
-            raise ConfigError(f"{name}'s {field} cannot be randomised; only gymnax environment parameters can")
+        # brax's settings and playground's constructor options build the environment: not data
+        not_data = name.startswith("brax/") or (name.startswith("playground/") and field != "episode_length")
+        if random and (defaults is None or not_data):
+            raise ConfigError(f"{name}'s {field} cannot be randomised; only parameters that are data "
+                              "(gymnax's, craftax's, playground's episode_length) can")
         if callable(value):
             draws[field] = value
         elif random:
