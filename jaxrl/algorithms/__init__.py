@@ -17,6 +17,9 @@ _BUILT_IN = {
     "td3": "td3",
     "dsac-t": "dsac_t",
     "mdpo-off": "mdpo_off",
+    "stream-q": "stream_q",
+    "stream-sarsa": "stream_q",
+    "stream-ac": "stream_ac",
     "es": "evolution",
     "ga": "evolution",
 }

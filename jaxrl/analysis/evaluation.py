@@ -70,6 +70,14 @@ def load_policy(
     agent_act = run.train.act
     # Parameters are an argument, not constants baked into the program: the same numerics as
     # the training-time policy, and no recompilation per loaded run of the same shape.
+    if run.train.initial_memory is not None:
+        # A policy with memory (a recurrent one; a streaming agent's episode clock):
+        # act(obs, key, memory) -> (action, memory), from act.initial_memory(batch), zeroed by
+        # the caller where an episode starts.
+        jitted = jax.jit(lambda params, obs, key, memory: agent_act(params, obs, key, deterministic, memory))
+        act = functools.partial(jitted, params)
+        act.initial_memory = run.train.initial_memory
+        return act
     jitted = jax.jit(lambda params, obs, key: agent_act(params, obs, key, deterministic))
     return functools.partial(jitted, params)
 
