@@ -121,8 +121,12 @@ def plot() -> None:
     cells = [c for c in CELLS if (OUT / f"{c}_curves.csv").exists()]
     if not cells:
         return
-    fig, axes = plt.subplots(1, len(cells), figsize=(4.2 * len(cells), 3.4), squeeze=False)
-    for ax, cell in zip(axes[0], cells):
+    columns = min(3, len(cells))
+    rows = -(-len(cells) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.6 * rows), squeeze=False)
+    for ax in axes.flat[len(cells):]:
+        ax.axis("off")
+    for ax, cell in zip(axes.flat, cells):
         curves = pd.read_csv(OUT / f"{cell}_curves.csv")
         for label, group in curves.groupby("label", sort=False):
             series = group.filter(like="seed").ffill().to_numpy(float)  # windows without an ended episode

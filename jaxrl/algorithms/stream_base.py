@@ -8,8 +8,8 @@ kit's usual one: seeds and hyperparameters are ``vmap`` axes of one program (``-
 sweep), and every learner keeps its own normalisers and traces.
 
 One ``update`` is ``num_steps`` environment steps, each followed by its learning step, scanned;
-``num_steps`` only sets how often the runner logs and checkpoints (it changes nothing else: the
-same run in chunks of 100 or 1,000 steps gives the same parameters).
+``num_steps`` only sets how often the runner logs and checkpoints: the learning is the same for
+any chunking (up to the rounding of a differently compiled program).
 """
 
 from __future__ import annotations
@@ -157,9 +157,11 @@ class Stream:
     def eval_features(self, policy_params: dict, obs: jax.Array, memory: Any) -> tuple[jax.Array, Any]:
         """``features`` with a saved policy's frozen statistics; the memory of a time-feature
         policy is the episode step [B] (zeroed by the evaluator when an episode ends)."""
-        t = jnp.zeros(obs.shape[:1], jnp.int32) if memory is None else memory
-        x = self.features(policy_params["obs_stats"], obs, t, policy_params["time_limit"])
-        return x, (None if memory is None else memory + 1)
+        if not self.config.time_feature:
+            return self.features(policy_params["obs_stats"], obs, None, None), None
+        if memory is None:
+            raise ValueError("a policy with the time feature needs its memory, the episode step (agent.initial_memory(batch))")
+        return self.features(policy_params["obs_stats"], obs, memory, policy_params["time_limit"]), memory + 1
 
     def initial_memory(self) -> Callable[[int], Any] | None:
         return (lambda batch: jnp.zeros((batch,), jnp.int32)) if self.config.time_feature else None
