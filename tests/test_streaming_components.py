@@ -23,6 +23,7 @@ from jaxrl.components.streaming import (
     welford_normalize,
     welford_update,
     welford_var,
+    pairwise_sum,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -289,3 +290,15 @@ def test_streamnet_conv_init_and_shape():
     conv_kernels = [v for k, v in jax.tree_util.tree_leaves_with_path(params) if "Conv" in jax.tree_util.keystr(k) and v.ndim == 4]
     assert [k.shape for k in conv_kernels] == [(3, 3, 4, 16)]
     assert net.apply(params, obs).shape == (1, 6)
+
+
+def test_pairwise_sum_sums_the_last_axis_for_any_length():
+    rng = np.random.default_rng(0)
+    for length in (1, 2, 5, 7, 32, 33):
+        x = rng.normal(size=(3, length)).astype(np.float32)
+        np.testing.assert_allclose(np.asarray(pairwise_sum(jnp.asarray(x))), x.sum(axis=-1), rtol=1e-5, atol=1e-5)
+    # The fixed tree adds halves: (a + c) + (b + d). In float32 that is (1e8 - 1e8) + (1 + 1) = 2, where
+    # adding left to right loses both ones to rounding (1e8 + 1 == 1e8) and gives 1.
+    x = jnp.asarray([[1e8, 1.0, -1e8, 1.0]], jnp.float32)
+    assert float(pairwise_sum(x)[0]) == 2.0
+    assert float(((np.float32(1e8) + np.float32(1.0)) + np.float32(-1e8)) + np.float32(1.0)) == 1.0
