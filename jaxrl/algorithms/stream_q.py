@@ -13,6 +13,7 @@ truncation as termination; the kit does not).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,7 +126,7 @@ def defaults(env_name: str, discrete: bool) -> tuple[StreamQConfig, StreamQHPara
 
 def sarsa_defaults(env_name: str, discrete: bool) -> tuple[StreamQConfig, StreamQHParams]:
     config, hparams = defaults(env_name, discrete)
-    return StreamQConfig(**{**config.__dict__, "sarsa": True}), hparams
+    return dataclasses.replace(config, sarsa=True), hparams
 
 
 def check(config: StreamQConfig, hparams: StreamQHParams, discrete: bool) -> None:
