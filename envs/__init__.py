@@ -81,3 +81,5 @@ __all__ = [
 import envs.maze  # noqa: E402,F401
 # LPG's and GROOVE's grid worlds register "gridworld" and "gridworld/<LPG level>" (no arrays made).
 import envs.gridworld  # noqa: E402,F401
+# The point mass pushed by a wind, robust adversarial RL's testbed: "point_mass_wind".
+import envs.point_mass  # noqa: E402,F401

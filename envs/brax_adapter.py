@@ -76,6 +76,23 @@ class BraxEnv(Environment):
         }
         return obs, next_state, stepped.reward, terminated, truncated, info
 
+    # External forces (``envs.adversarial``): MJX keeps ``xfrc_applied`` in its data, which brax's
+    # mjx pipeline steps; brax's own pipelines (generalized, positional, spring) take none.
+    def supports_push(self) -> bool:
+        return self.backend == "mjx"
+
+    def body_names(self) -> tuple[str, ...]:
+        model = self._env.sys.mj_model
+        return tuple(model.body(i).name for i in range(model.nbody))
+
+    def push(self, state: BraxState, body_ids: tuple[int, ...], forces: jax.Array) -> BraxState:
+        """``state`` with world-frame ``forces`` [len(body_ids), 3] applied at those bodies' centres
+        of mass during the next step."""
+        pipeline = state.brax_state.pipeline_state
+        applied = pipeline.xfrc_applied.at[jnp.asarray(body_ids), :3].set(forces)
+        brax_state = state.brax_state.replace(pipeline_state=pipeline.replace(xfrc_applied=applied))
+        return state.replace(brax_state=brax_state)
+
     def action_space(self, params: Any = None):
         return spaces.Box(low=-1.0, high=1.0, shape=(self._env.action_size,), dtype=jnp.float32)
 

@@ -164,6 +164,22 @@ class PlaygroundEnv(SuiteEnv):
     def default_params(self) -> PlaygroundParams:
         return PlaygroundParams()
 
+    # External forces (``envs.adversarial``): MJX's data carries ``xfrc_applied`` from step to step,
+    # and Playground's step keeps it. Offered with the JAX backend, the one tested.
+    def supports_push(self) -> bool:
+        return self.impl == "jax"
+
+    def body_names(self) -> tuple[str, ...]:
+        model = self._env.mj_model
+        return tuple(model.body(i).name for i in range(model.nbody))
+
+    def push(self, state: PlaygroundState, body_ids: tuple[int, ...], forces: jax.Array) -> PlaygroundState:
+        """``state`` with world-frame ``forces`` [len(body_ids), 3] at those bodies' centres of
+        mass for the next step (all its ``action_repeat`` control steps)."""
+        data = state.env_state.data
+        applied = data.xfrc_applied.at[jnp.asarray(body_ids), :3].set(forces)
+        return state.replace(env_state=state.env_state.replace(data=data.replace(xfrc_applied=applied)))
+
     def action_space(self, params: Any = None) -> spaces.Box:
         return spaces.Box(-1.0, 1.0, (self._env.action_size,), jnp.float32)
 

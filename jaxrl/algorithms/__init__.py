@@ -20,6 +20,8 @@ _BUILT_IN = {
     "stream-q": "stream_q",
     "stream-sarsa": "stream_q",
     "stream-ac": "stream_ac",
+    "rarl": "adversarial",
+    "qarl": "adversarial",
     "es": "evolution",
     "ga": "evolution",
 }

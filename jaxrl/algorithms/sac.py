@@ -75,12 +75,14 @@ class SACLearner:
     alpha_opt: Any
 
 
-def soft_critic_step(actor: Any, critic: Any, learner: SACLearner, batch: dict[str, jax.Array], key: jax.Array, hparams: Any, make_tx: MakeTx):
+def soft_critic_step(actor: Any, critic: Any, learner: SACLearner, batch: dict[str, jax.Array], key: jax.Array, hparams: Any, make_tx: MakeTx,
+                     alpha: jax.Array | None = None):
     """One step of the twin critics of continuous SAC towards the soft target with clipped
     double Q, y = r + gamma (1 - terminated) (min_i Q'_i(s', a') - alpha log pi(a'|s')),
     a' ~ pi(s'). Returns (critic params, critic optimiser state, loss, Q(s, a) [2, B]). Shared
-    with the agents built on SAC's learner (``mdpo-off``)."""
-    alpha = jnp.exp(learner.log_alpha)
+    with the agents built on SAC's learner (``mdpo-off``, ``rarl``/``qarl``). ``alpha``: the
+    learner's temperature unless given (a fixed one, or one per sample [B], QARL's adversary)."""
+    alpha = jnp.exp(learner.log_alpha) if alpha is None else alpha
     next_mean, next_log_std = actor.apply(learner.actor, batch["next_obs"])
     next_action, next_log_prob = tanh_gaussian_sample(key, next_mean, next_log_std)
     next_q = critic.apply(learner.target_critic, batch["next_obs"], next_action).min(axis=0)

@@ -208,8 +208,10 @@ class EvalReport:
         }
 
 
-def evaluate_loaded(run: LoadedRun, episodes: int = 100, *, seed: int = 0, max_steps: int | None = None) -> EvalReport:
-    """``evaluate`` for a run already loaded (or built in memory, e.g. in tests)."""
+def evaluate_loaded(run: LoadedRun, episodes: int = 100, *, seed: int = 0, max_steps: int | None = None,
+                    policy_params: Any = None) -> EvalReport:
+    """``evaluate`` for a run already loaded (or built in memory, e.g. in tests); ``policy_params``
+    (leading seed axis) replace the run's own (RARL's with its adversary switched on)."""
     if episodes < 1:
         raise ConfigError(f"episodes must be >= 1, got {episodes}")
     max_steps = DEFAULT_MAX_STEPS if max_steps is None else max_steps
@@ -217,7 +219,8 @@ def evaluate_loaded(run: LoadedRun, episodes: int = 100, *, seed: int = 0, max_s
         raise ConfigError(f"max_steps must be >= 1, got {max_steps}")
     act, initial_memory = recurrent_act(run.train)
     program = episode_program(run.train.env, run.train.default_env_params, act, episodes, max_steps, initial_memory)
-    returns, lengths, finished = jax.device_get(program(run.policy_params(), eval_keys(seed, len(run.seeds))))
+    params = run.policy_params() if policy_params is None else policy_params
+    returns, lengths, finished = jax.device_get(program(params, eval_keys(seed, len(run.seeds))))
     return EvalReport(
         algorithm=run.algorithm.name,
         env_name=run.env_name,

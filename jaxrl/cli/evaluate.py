@@ -16,6 +16,9 @@ def add_parser(sub: Any) -> None:
     evaluate.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
     evaluate.add_argument("--max-steps", type=int, default=None, help="stop episodes after this many steps (default 100000)")
     evaluate.add_argument("--render", action="store_true", help="also write RUN_DIR/episode.gif of one episode of seed 0")
+    evaluate.add_argument("--adversary", metavar="none|trained|RUN_DIR", default=None, help=(
+        "rarl and qarl runs: evaluate the protagonist alone (none, the default), against the run's trained "
+        "adversary, or against the adversary of another rarl/qarl run"))
     evaluate.add_argument("--levels", metavar="FILE", default=None, help=(
         "instead, play every level in FILE once per seed (mazes as text separated by blank lines): solve rate and "
         "return, with the worst 10%% of levels, written to RUN_DIR/eval_levels.json"))
@@ -38,14 +41,20 @@ def run_command(args: argparse.Namespace) -> int:
         return _eval_levels(run, args.levels, args.seed)
     if args.render:
         check_renderable(run)  # refuse before evaluating, not after
-    report = evaluate_loaded(run, args.episodes, seed=args.seed, max_steps=args.max_steps)
-    _atomic_write(run.path / "eval.json", lambda p: p.write_text(json.dumps(report.to_json(), indent=2) + "\n"))
+    params, against = None, ""
+    if args.adversary is not None:
+        from jaxrl.analysis.robustness import with_adversary
+
+        params, against = with_adversary(run, args.adversary)
+    report = evaluate_loaded(run, args.episodes, seed=args.seed, max_steps=args.max_steps, policy_params=params)
+    payload = report.to_json() if not against else {**report.to_json(), "adversary": against}
+    _atomic_write(run.path / "eval.json", lambda p: p.write_text(json.dumps(payload, indent=2) + "\n"))
     low, high = report.ci95
     seeds = report.returns.shape[0]
     print(
         f"{report.algorithm} on {report.env_name} at {report.checkpoint_env_steps:,} steps: mean return "
         f"{report.mean_return:.1f} (95% CI {low:.1f} to {high:.1f}) over {seeds} seed{'s' if seeds > 1 else ''} "
-        f"x {report.episodes} episodes -> {run.path / 'eval.json'}"
+        f"x {report.episodes} episodes{' against ' + against if against else ''} -> {run.path / 'eval.json'}"
     )
     if args.render:
         gif = render_loaded(run, seed=args.seed, max_steps=args.max_steps)

@@ -127,6 +127,12 @@ class Algorithm:
     check: Callable[[Any, Any, bool], None]
     discrete: bool = True
     continuous: bool = True
+    # An algorithm that changes its environment (an adversary's perturbation, RARL's): the
+    # ``--env-set`` options that are its own, ``env_options(env_name) -> {name: default}``, and
+    # ``wrap_env(env_name, env, env_params, options) -> (env, env_params)``, applied after the
+    # environment is made from the other options. ConfigError for a bad option.
+    env_options: Callable[[str], dict[str, Any]] | None = None
+    wrap_env: Callable[[str, Any, Any, dict[str, Any]], tuple[Any, Any]] | None = None
 
     def field_names(self) -> tuple[list[str], list[str]]:
         return (

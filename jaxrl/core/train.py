@@ -286,7 +286,11 @@ def resolve(
     """Looks up the algorithm and environment, fills in defaults, applies overrides and checks
     everything, before anything is traced. Returns (algorithm, env, env_params, config, hparams)."""
     algo = get_algorithm(algorithm) if isinstance(algorithm, str) else algorithm
-    env, env_params = make_env(env_name, env_overrides)
+    env_overrides = dict(env_overrides or {})
+    own_options = algo.env_options(env_name) if algo.env_options is not None else {}
+    env, env_params = make_env(env_name, {k: v for k, v in env_overrides.items() if k not in own_options})
+    if algo.wrap_env is not None:
+        env, env_params = algo.wrap_env(env_name, env, env_params, {k: v for k, v in env_overrides.items() if k in own_options})
     discrete = envs.is_discrete(env.action_space(env_params))
     if discrete and not algo.discrete:
         raise ConfigError(f"{algo.name} needs continuous actions but {env_name} has discrete ones")
