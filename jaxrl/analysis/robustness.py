@@ -61,14 +61,15 @@ class Protagonist:
 
 
 def protagonist(run: Any, label: str | None = None) -> Protagonist:
-    """The protagonist of a loaded run (``jaxrl.driver.run.load_run``) of sac, rarl or qarl."""
-    name = run.algorithm.name
-    params = run.policy_params()
+    """The protagonist of a run of sac, rarl or qarl, loaded (``jaxrl.driver.run.load_run``) or
+    just trained (``jaxrl.train``'s result)."""
+    name, config = run.train.algorithm.name, run.train.config
+    params = run.train.policy_params(run.state)
     if name == "sac":
-        return Protagonist(label or name, params["actor"], run.config, _action_dim(params["actor"]), False)
+        return Protagonist(label or name, params["actor"], config, _action_dim(params["actor"]), False)
     if name in ("rarl", "qarl"):
-        takes = name == "qarl" and bool(run.config.temperature_feature)
-        return Protagonist(label or name, params["protagonist"], run.config, _action_dim(params["protagonist"]), takes)
+        takes = name == "qarl" and bool(config.temperature_feature)
+        return Protagonist(label or name, params["protagonist"], config, _action_dim(params["protagonist"]), takes)
     raise ConfigError(f"robustness evaluates sac, rarl and qarl protagonists, not {name}")
 
 
@@ -124,7 +125,7 @@ def worst_case_returns(hero: Protagonist, env_name: str, env_overrides: dict[str
     protagonist's)."""
     from jaxrl.algorithms.adversarial import AdversarialHParams, RETURN_THRESHOLDS
     from jaxrl.core.train import build
-    from jaxrl.driver.runner import run_keys
+    from jaxrl.driver.runner import init_runs, run_keys, state_axes
 
     one = jax.tree.map(lambda x: x[0], hero.params)
     settings = {"schedule": "adversary", "total_steps": attack_steps, "frozen_takes_temperature": hero.takes_temperature,
@@ -133,8 +134,12 @@ def worst_case_returns(hero: Protagonist, env_name: str, env_overrides: dict[str
     hparams = AdversarialHParams(return_threshold=RETURN_THRESHOLDS.get(env_name, 10.0), frozen_protagonist=one)
     train = build("rarl", env_name, hparams=hparams, overrides=settings, env_overrides=env_overrides)
     keys = jax.vmap(lambda k: jax.random.fold_in(k, _ATTACK_STREAM))(run_keys(seed, np.arange(hero.num_seeds)))
+    hparams = train.default_hparams.replace(frozen_protagonist=hero.params)
     axes = train.hparams_axes(frozen_protagonist=0)
-    state, _ = jax.jit(jax.vmap(train, in_axes=(0, axes)))(keys, train.default_hparams.replace(frozen_protagonist=hero.params))
+    # The driver's initialisation (one seed after another: a vmapped orthogonal initialiser, a
+    # batched QR, can deadlock XLA's CPU runtime on 2 cores) and run layout.
+    states = jax.jit(init_runs(train.program, axes))(keys, hparams, train.default_env_params)
+    state, _ = jax.jit(jax.vmap(train.run, in_axes=(state_axes(states), axes), out_axes=(state_axes(states), 0)))(states, hparams)
     adversary = state.adversary.actor
     adversary_act = train.agent.act
 

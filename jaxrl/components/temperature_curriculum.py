@@ -27,8 +27,6 @@ needs no gradients, costs a fixed amount of work, and traces, jits and vmaps lik
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import jax
 import jax.numpy as jnp
 from flax import struct
@@ -41,7 +39,6 @@ __all__ = [
     "gamma_kl",
     "gamma_log_prob",
     "init_curriculum",
-    "sample_temperature",
     "self_paced_update",
 ]
 
@@ -210,13 +207,6 @@ def self_paced_update(
         updates=state.updates + full.astype(jnp.int32),
     )
     return new_state, info
-
-
-def sample_temperature(key: jax.Array, concentration: jax.Array, rate: jax.Array, shape: Sequence[int] = ()) -> jax.Array:
-    """tau ~ Gamma(concentration, rate); ``shape`` draws several (e.g. one per environment)."""
-    concentration = jnp.asarray(concentration, jnp.float32)
-    shape = tuple(shape) or concentration.shape
-    return jax.random.gamma(key, concentration, shape=shape) / rate
 
 
 def annealed_temperature(fraction: jax.Array, start: jax.Array, end: jax.Array, end_fraction: jax.Array) -> jax.Array:
