@@ -30,6 +30,8 @@ for _name, _module in _BUILT_IN.items():
 for _name in ("dr", "plr", "robust-plr", "accel", "sfl"):  # curricula over recurrent PPO
     register_lazy(_name, "jaxrl.curricula.curriculum")
 register_lazy("paired", "jaxrl.curricula.paired")
+for _name in ("task-dr", "alp-gmm", "again"):  # curricula over continuous task spaces, PPO
+    register_lazy(_name, "jaxrl.curricula.task_curriculum")
 for _name in ("lpg", "ta-lpg"):  # agents trained by a learned update rule
     register_lazy(_name, "jaxrl.rules.agent")
 register_lazy("disco", "jaxrl.rules.disco_agent")
