@@ -200,23 +200,24 @@ def test_alp_gmm_runs_vmapped_fits_and_resumes_exactly(tmp_path):
     assert not _same(state.teacher.history.values[0], state.teacher.history.values[1])
 
 
-def test_cli_alp_gmm_then_again_then_eval(tmp_path, capsys):
+def test_cli_again_trains_its_classroom_then_eval(tmp_path, capsys):
     settings = [f"--set={k}={v}" for k, v in SMALL.items()] + ["--total-steps", str(8 * 256), "--quiet"]
     space = ["--task-space", "gravity=2:60", "--task-space", "force_mag=0.5:20"]
-    classroom = tmp_path / "classroom"
-    assert main(["ued", "alp-gmm", "--env", "CartPole-v1", *space, "--seeds", "3", "--out", str(classroom), *settings]) == 0
+    out = tmp_path / "again"
+    assert main(["ued", "again", "--env", "CartPole-v1", *space, "--seeds", "2", "--classroom-size", "3",
+                 "--out", str(out), *settings, "--set", "pretest_fraction=0.5"]) == 0
+    classroom = out / "classroom"  # an alp-gmm run of 3 seeds, trained first
     report = json.loads((classroom / "task_eval.json").read_text())
-    assert len(report["mastered"]) == 3 and np.asarray(report["test_returns"]).shape == (3, 8)
+    assert report["teacher"] == "alp-gmm" and len(report["mastered"]) == 3
+    assert np.asarray(report["test_returns"]).shape == (3, 8)
     with np.load(classroom / "classroom.npz") as data:
         assert data["pretest"].shape == (3, 8) and data["means"].shape == (3, 8, 3, 3)
-    out = tmp_path / "again"
-    assert main(["ued", "again", "--env", "CartPole-v1", *space, "--seeds", "2", "--classroom", str(classroom),
-                 "--out", str(out), *settings, "--set", "pretest_fraction=0.5"]) == 0
     again = load_run(out)
     assert np.asarray(again.state.expert.student).min() >= 0  # an expert was chosen at the pre-test
+    assert json.loads((out / "task_eval.json").read_text())["teacher"] == "again"
     assert main(["eval", str(out), "--episodes", "2"]) == 0
     assert "mean return" in capsys.readouterr().out
-    # the classroom must match the task space
+    # a classroom is for its own task space only
     code = main(["ued", "again", "--env", "CartPole-v1", "--task-space", "gravity=2:50", "--classroom", str(classroom),
                  "--out", str(tmp_path / "other"), *settings])
     assert code == 2 and "task space" in capsys.readouterr().err
@@ -241,10 +242,12 @@ def test_bad_task_curriculum_input_exits_2(argv, message, capsys, tmp_path):
 
 
 def test_alp_gmm_learns_to_master_held_out_tasks():
-    # PPO's CartPole defaults, 320 updates: an untrained policy masters 0-10% of these 64 tasks,
-    # ALP-GMM's students 65-75% at this point of a 500k-step run (experiments/task_curricula).
-    train = jaxrl.train("alp-gmm", "CartPole-v1", num_seeds=2, overrides={"total_steps": 320 * 512},
+    # PPO's CartPole defaults, 600 updates (300k steps): these 2 seeds master 63% and 80% of the
+    # 64 held-out tasks at the end, against 52% and 12% at the pre-test (10% of training); over
+    # 500k steps ALP-GMM's students reach 91-98% (experiments/task_curricula, moderate).
+    train = jaxrl.train("alp-gmm", "CartPole-v1", num_seeds=2, overrides={"total_steps": 600 * 512},
                         env_overrides={**SPACE, "observe_task": "1"})
     mastered = (np.asarray(train.state.final) >= 475).mean(axis=1)
-    assert mastered.mean() >= 0.4, mastered
+    before = (np.asarray(train.state.pretest) >= 475).mean(axis=1)
+    assert mastered.mean() >= 0.5 and mastered.mean() > before.mean() + 0.2, (mastered, before)
     assert int(train.state.teacher.log.count.min()) >= 5  # it fitted its mixture along the way

@@ -1,12 +1,12 @@
 """Benchmark: what the ALP-GMM teacher costs PPO over a continuous task space, and where its mixture
 fit should run. (1) CartPole-v1 over gravity x push force (``observe_task=1``), PPO defaults,
-``--seeds`` seeds vmapped: ``task-dr`` (uniform tasks), ``task-dr`` with ``fit_rate`` beyond the run
-(no mixture fit at all), ``alp-gmm`` (fit_rate 250) and ``alp-gmm`` at fit_rate 50, each the kit's
-pure training function under ``jit(vmap)``, compiled once and timed in alternation (``harness.py``).
-Each run also reports its fits per seed and its fit events (updates in which some seed was due:
-``alp_gmm.cond_any`` computes the fit, for every seed, only in those). (2) One mixture fit as
-ALP-GMM makes it (k = 2..10, full covariances, the newest 250 (task, ALP) rows of each seed's
-``alp-gmm`` run from (1)): the kit's ``gmm.fit_best`` jitted, one run and vmapped over the seeds,
+``--seeds`` seeds vmapped: ``task-dr`` (uniform tasks; it keeps the ALP history but makes no mixture
+fit, so it is the baseline every "time over" is measured against), ``alp-gmm`` (fit_rate 250) and
+``alp-gmm`` at fit_rate 50, each the kit's pure training function under ``jit(vmap)``, compiled once
+and timed in alternation (``harness.py``). Each run also reports its fits per seed and its fit events
+(updates in which some seed was due: ``alp_gmm.cond_any`` computes the fit, for every seed, only in
+those). (2) One mixture fit as ALP-GMM makes it (k = 2..10, full covariances, the newest 250 (task,
+ALP) rows of each seed's ``alp-gmm`` run from (1)): the kit's ``gmm.fit_best`` jitted, one run and vmapped over the seeds,
 against the reference's host-side procedure (scikit-learn's ``GaussianMixture`` for each k, the
 lowest AIC kept), and the device-host copies such a host fit needs.
 
@@ -35,8 +35,7 @@ ENV = "CartPole-v1"
 ENV_OVERRIDES = {"task_space": "gravity=2:60,force_mag=0.5:20", "observe_task": "1"}
 FIT_ROWS = 250  # the rows of one fit: ALP-GMM's default fit_rate
 CANDIDATES = (  # (name, algorithm, overrides)
-    ("task-dr", "task-dr", {}),
-    ("task-dr, no fits (fit_rate 10,000)", "task-dr", {"fit_rate": 10_000}),
+    ("task-dr", "task-dr", {}),  # no teacher fits: the baseline
     ("alp-gmm (fit_rate 250)", "alp-gmm", {}),
     ("alp-gmm, fit_rate 50", "alp-gmm", {"fit_rate": 50}),
 )
@@ -107,50 +106,56 @@ def sklearn_fit_best(x: np.ndarray, seed: int, min_components: int = 2, max_comp
     return best
 
 
-def fit_costs(rows: jax.Array, calls: int) -> tuple[float, float]:
-    """Part (2) on ``rows`` [seeds, 250, 3] (device arrays, a real run's newest rows)."""
+def fit_costs(rows: jax.Array, sizes: tuple[int, ...], calls: int) -> dict[int, tuple[float, float]]:
+    """Part (2) on the newest ``size`` of ``rows`` [seeds, 250, 3] (device arrays, a real run's
+    newest rows) for each size; returns {size: (vmapped fit, scikit-learn fit) median seconds}."""
     seeds = rows.shape[0]
-    one = jax.jit(gmm.fit_best)
-    many = jax.jit(jax.vmap(gmm.fit_best))
+    one, many = jax.jit(gmm.fit_best), jax.jit(jax.vmap(gmm.fit_best))
     keys = [jax.random.split(jax.random.key(i), seeds) for i in range(calls + 1)]
-    compile_times = {}
-    for label, fn, args in (("one", one, (keys[0][0], rows[0])), ("many", many, (keys[0], rows))):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))  # compile and first call
-        compile_times[label] = time.perf_counter() - start
-    host_rows = np.asarray(rows)
-    sklearn_fit_best(host_rows[0], 0)  # warm-up (imports)
     copy = jax.jit(lambda x, i: x + 0 * i)  # a fresh device array each time, as a run's output would be
 
     def round_trip(i):  # the rows to the host, a mixture of max_components back to the device
         fresh = jax.block_until_ready(copy(rows[i % seeds], i))
         start = time.perf_counter()
-        x = np.asarray(fresh)
+        np.asarray(fresh)
         mixture = (np.zeros((10, 4), np.float32), np.zeros((10, 4, 4), np.float32), np.zeros(10, np.float32))
         jax.block_until_ready(jax.device_put(mixture))
-        return time.perf_counter() - start, x
+        return time.perf_counter() - start
 
-    round_trip(0)
-    results = {"jax": [], "jax_vmapped": [], "sklearn": [], "copy": []}
-    for i in range(calls):  # in alternation
-        results["jax"] += timed(lambda _: jax.block_until_ready(one(keys[i + 1][0], rows[i % seeds])), 1)
-        results["jax_vmapped"] += timed(lambda _: jax.block_until_ready(many(keys[i + 1], rows)), 1)
-        results["sklearn"] += timed(lambda _: sklearn_fit_best(host_rows[i % seeds], i), 1)
-        results["copy"].append(round_trip(i + 1)[0])
-    print(f"\nOne ALP-GMM fit (k = 2..10, full covariances, {rows.shape[1]} rows of dimension {rows.shape[2]}), "
-          f"{calls} calls each in alternation:\n")
-    print("| fit | compile (s) | ms per call (median) | min-max | ms per run's fit |\n|---|---|---|---|---|")
-    print(f"| kit `gmm.fit_best`, jitted, one run | {compile_times['one']:.1f} | {ms(results['jax'])} | "
-          f"{1e3 * statistics.median(results['jax']):.1f} |")
-    print(f"| kit `gmm.fit_best`, jitted, vmapped over {seeds} runs | {compile_times['many']:.1f} | "
-          f"{ms(results['jax_vmapped'])} | {1e3 * statistics.median(results['jax_vmapped']) / seeds:.1f} |")
-    print(f"| scikit-learn `GaussianMixture`, k = 2..10, lowest AIC, one run (host) | - | {ms(results['sklearn'])} | "
-          f"{1e3 * statistics.median(results['sklearn']):.1f} |")
-    print(f"| copies: {rows.shape[1]} rows device-to-host + a 10-component mixture host-to-device | - | "
-          f"{1e3 * statistics.median(results['copy']):.3f} | {1e3 * min(results['copy']):.3f}-{1e3 * max(results['copy']):.3f} | - |")
-    chosen = [(int(one(keys[0][s], rows[s])[1]), sklearn_fit_best(host_rows[s], 0)[1]) for s in range(seeds)]
-    print(f"\nk chosen per seed's rows (kit, scikit-learn): {chosen}")
-    return statistics.median(results["jax_vmapped"]), statistics.median(results["sklearn"])
+    print(f"\nOne ALP-GMM fit (k = 2..10, full covariances, rows of dimension {rows.shape[2]}), {calls} calls each in "
+          f"alternation:\n\n| rows | fit | compile (s) | ms per call (median) | min-max | ms per run's fit |\n|---|---|---|---|---|---|")
+    medians, chosen = {}, {}
+    for size in sizes:
+        x = rows[:, -size:]
+        host = np.asarray(x)
+        compile_times = {}
+        for label, fn, args in (("one", one, (keys[0][0], x[0])), ("many", many, (keys[0], x))):
+            start = time.perf_counter()
+            jax.block_until_ready(fn(*args))  # compile and first call
+            compile_times[label] = time.perf_counter() - start
+        sklearn_fit_best(host[0], 0)  # warm-up (imports)
+        round_trip(0)
+        results = {"one": [], "many": [], "sklearn": [], "copy": []}
+        for i in range(calls):  # in alternation
+            results["one"] += timed(lambda _: jax.block_until_ready(one(keys[i + 1][0], x[i % seeds])), 1)
+            results["many"] += timed(lambda _: jax.block_until_ready(many(keys[i + 1], x)), 1)
+            results["sklearn"] += timed(lambda _: sklearn_fit_best(host[i % seeds], i), 1)
+            results["copy"].append(round_trip(i + 1))
+        med = {name: statistics.median(values) for name, values in results.items()}
+        print(f"| {size} | kit `gmm.fit_best`, jitted, one run | {compile_times['one']:.1f} | {ms(results['one'])} | "
+              f"{1e3 * med['one']:.1f} |")
+        print(f"| {size} | kit `gmm.fit_best`, jitted, vmapped over {seeds} runs | {compile_times['many']:.1f} | "
+              f"{ms(results['many'])} | {1e3 * med['many'] / seeds:.1f} |")
+        print(f"| {size} | scikit-learn `GaussianMixture`, k = 2..10, lowest AIC, one run (host) | - | "
+              f"{ms(results['sklearn'])} | {1e3 * med['sklearn']:.1f} |")
+        if size == rows.shape[1]:
+            print(f"| {size} | copies: the rows device-to-host + a 10-component mixture host-to-device | - | "
+                  f"{1e3 * med['copy']:.3f} | {1e3 * min(results['copy']):.3f}-{1e3 * max(results['copy']):.3f} | - |")
+        medians[size] = med["many"], med["sklearn"]
+        chosen[size] = [(int(one(keys[0][s], x[s])[1]), sklearn_fit_best(host[s], 0)[1]) for s in range(seeds)]
+    for size, ks in chosen.items():
+        print(f"k chosen on each seed's newest {size} rows (kit, scikit-learn): {ks}")
+    return medians
 
 
 def main() -> None:
@@ -166,7 +171,7 @@ def main() -> None:
     candidates = [candidate(name, algorithm, overrides, args.total_steps, args.seeds, outputs)
                   for name, algorithm, overrides in CANDIDATES]
     timings = harness.alternate(candidates, args.repeats)
-    base = timings[0]
+    base = timings[0]  # task-dr: no teacher fits
     print("\n| implementation | seeds | compile (s) | env steps/s (median) | min-max | final return | fits per seed "
           "| fit events | time over task-dr's |\n|---|---|---|---|---|---|---|---|---|")
     seconds, events = {}, {}
@@ -175,22 +180,21 @@ def main() -> None:
         seconds[c.name] = statistics.median([c.steps / s for s in timing.speeds])
         over = statistics.median([b / s - 1 for b, s in zip(base.speeds, timing.speeds)])
         print(f"{harness.table_row(timing, args.seeds)} {fits:.1f} | {events[c.name]} | {over:+.1%} |")
-    records = np.asarray(outputs[CANDIDATES[2][0]]["records"])
+    records = np.asarray(outputs[CANDIDATES[1][0]]["records"])
     print(f"\nrecords (episodes) per seed in the alp-gmm run: {records.min()}-{records.max()}")
-    fit_many, fit_sklearn = fit_costs(outputs[CANDIDATES[2][0]]["rows"], args.fit_calls)
-
+    sizes = {name: min(overrides.get("fit_rate", FIT_ROWS), FIT_ROWS) for name, _, overrides in CANDIDATES}
+    fit = fit_costs(outputs[CANDIDATES[1][0]]["rows"], tuple(sorted(set(sizes.values()), reverse=True)), args.fit_calls)
     print()
-    for a, b in ((0, 1), (3, 2)):  # per fit event, from the whole runs' medians
-        hi, lo = CANDIDATES[a][0], CANDIDATES[b][0]
-        if events[hi] != events[lo]:
-            per = (seconds[hi] - seconds[lo]) / (events[hi] - events[lo])
-            print(f"in the program: ({hi}) - ({lo}) = {seconds[hi] - seconds[lo]:+.2f} s over "
-                  f"{events[hi] - events[lo]} fit events: {1e3 * per:.0f} ms per event ({args.seeds} seeds' fits, vmapped; "
-                  f"the microbenchmark's: {1e3 * fit_many:.0f} ms)")
-    for name, *_ in CANDIDATES[2:]:
-        fits = sum(np.asarray(outputs[name]["fits"])[:, -1])
-        print(f"{name}: {fits:.0f} fits in all; on the host with scikit-learn, one after another: "
-              f"{fits * fit_sklearn:.2f} s of fits in a run of {seconds[name]:.2f} s, at {events[name]} chunk boundaries")
+    for timing, c in zip(timings, candidates):
+        fits = float(np.asarray(outputs[c.name]["fits"])[:, -1].sum())
+        if not fits:
+            continue
+        over = statistics.median([c.steps / s - c.steps / n for s, n in zip(timing.speeds, base.speeds)])
+        vmapped, host = fit[sizes[c.name]]
+        print(f"{c.name}: run {seconds[c.name]:.2f} s, {over:+.2f} s over task-dr; in the program {events[c.name]} "
+              f"fit events x {1e3 * vmapped:.0f} ms (one vmapped fit of {sizes[c.name]} rows) = {events[c.name] * vmapped:.2f} s; "
+              f"on the host {fits:.0f} fits x {1e3 * host:.0f} ms (scikit-learn) = {fits * host:.2f} s, "
+              f"at {events[c.name]} chunk boundaries")
 
 
 if __name__ == "__main__":

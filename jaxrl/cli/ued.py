@@ -124,15 +124,19 @@ def run_task_curriculum(args: argparse.Namespace) -> int:
         else:
             if args.classroom_size < 1:
                 raise ConfigError(f"--classroom-size must be >= 1, got {args.classroom_size}")
-            out = Path(args.resume or output_dir(args, f"again-{safe_name(args.env.replace('/', '_'))}")).expanduser().resolve()
+            out = Path(output_dir(args, f"again-{safe_name(args.env.replace('/', '_'))}")).expanduser().resolve()
             classroom = out / "classroom"
-            if not (classroom / CLASSROOM_FILE).is_file():
+            if args.resume is None and not args.overwrite and (out / "config.json").exists():
+                raise ConfigError(f"{out} already holds a run; pass --overwrite to replace it (and its classroom) "
+                                  "or choose another --out")
+            if args.overwrite or not (classroom / CLASSROOM_FILE).is_file():
                 teacher_args = copy.copy(args)
                 teacher_args.algorithm, teacher_args.seeds, teacher_args.out = "alp-gmm", args.classroom_size, str(classroom)
-                teacher_args.resume = str(classroom) if (classroom / "config.json").exists() else None
+                resumable = (classroom / "config.json").exists() and not args.overwrite
+                teacher_args.resume = str(classroom) if resumable else None
                 teacher_args.set = [item for item in args.set or [] if not item.startswith("classroom=")]
                 print(f"training the classroom: {args.classroom_size} ALP-GMM students -> {classroom}")
-                run_train(teacher_args, after=lambda result, path: after_task_training(result, path))
+                run_train(teacher_args, after=after_task_training)
             if args.out is None and args.resume is None:
                 args.out = str(out)
         if not (classroom / CLASSROOM_FILE).is_file() and not (classroom.is_file() and classroom.suffix == ".npz"):

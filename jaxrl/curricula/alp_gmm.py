@@ -108,10 +108,11 @@ def newest(history: History, n: int) -> jax.Array:
 
 
 def observe(teacher: Teacher, key: jax.Array, values: jax.Array, origins: jax.Array, returns: jax.Array,
-            valid: jax.Array, config: Any, live_offset: int = 0) -> tuple[Teacher, dict[str, jax.Array]]:
+            valid: jax.Array, config: Any, live_offset: int = 0, fits: bool = True) -> tuple[Teacher, dict[str, jax.Array]]:
     """The teacher after the records of one update (``origins``: the sampler's component of each,
     live components from ``live_offset``), refitted when the record count crossed a multiple of
-    ``config.fit_rate`` (under ``vmap``, in the updates where some seed is due: ``cond_any``)."""
+    ``config.fit_rate`` (under ``vmap``, in the updates where some seed is due: ``cond_any``),
+    unless ``fits`` is False (a uniform teacher keeps the history for its diagnostics only)."""
     alp = absolute_learning_progress(teacher.history, values, returns, valid)
     history = add_records(teacher.history, values, returns, alp, valid)
     live = origins - live_offset
@@ -139,7 +140,8 @@ def observe(teacher: Teacher, key: jax.Array, values: jax.Array, origins: jax.Ar
             records=log.records.at[slot].set(teacher.history.count, mode="drop"), count=log.count + 1)
         return teacher.replace(mixture=mixture, log=log), key
 
-    teacher, _ = cond_any(due, fit, (teacher, key))
+    if fits:
+        teacher, _ = cond_any(due, fit, (teacher, key))
     metrics = {"teacher_records": new.astype(jnp.float32), "teacher_fits": teacher.log.count.astype(jnp.float32),
                "teacher_components": teacher.mixture.active.sum().astype(jnp.float32),
                "alp_sum": jnp.where(valid, alp, 0.0).sum(), "alp_count": valid.sum().astype(jnp.float32)}

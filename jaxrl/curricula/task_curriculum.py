@@ -175,7 +175,8 @@ def build(config: TaskCurriculumConfig, env: TaskEpisodes) -> Agent:
         cleared = task_state.replace(log=log.replace(count=jnp.zeros_like(log.count)))
         agent_state = agent_state.replace(env=agent_state.env.replace(
             env_state=replace_task_state(agent_state.env.env_state, cleared)))
-        teacher, teacher_metrics = alp_gmm.observe(state.teacher, fit_key, values, origins, returns, valid, config)
+        teacher, teacher_metrics = alp_gmm.observe(state.teacher, fit_key, values, origins, returns, valid, config,
+                                                   fits=config.teacher != "task-dr")
         metrics.update(teacher_metrics)
         metrics["episodes_unread"] = jnp.maximum(log.count - config.log_size, 0).sum().astype(jnp.float32)
         metrics.update(task_return_sum=jnp.where(valid, returns, 0.0).sum(), task_return_count=valid.sum().astype(jnp.float32))
