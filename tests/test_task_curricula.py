@@ -16,7 +16,7 @@ import jaxrl
 from jaxrl.cli import main
 from jaxrl.core.values import ConfigError
 from jaxrl.curricula import again as ag
-from jaxrl.curricula import alp_gmm
+from jaxrl.curricula import alp_gmm, gmm
 from jaxrl.curricula.task_space import Task, TaskEpisodes, TaskSampler, parse_task_space, sample_task, uniform_sampler
 from jaxrl.driver.run import load_run
 
@@ -58,7 +58,7 @@ def test_bad_task_spaces_are_one_line_errors(items, message):
 
 
 def test_alp_against_a_hand_computed_history():
-    history = alp_gmm.init_teacher(1, 16, 2, 2).history
+    history = alp_gmm.init_teacher(1, 16, 2, 2, 4).history
     # Five earlier tasks (1-D) with their returns.
     old = jnp.array([[0.0], [0.2], [0.4], [0.6], [0.8]])
     history = alp_gmm.add_records(history, old, jnp.array([0.1, 0.2, 0.3, 0.4, 0.5]), jnp.zeros(5), jnp.ones(5, bool))
@@ -67,7 +67,7 @@ def test_alp_against_a_hand_computed_history():
     valid = jnp.array([True, True, True, True, False])
     alp = alp_gmm.absolute_learning_progress(history, values, returns, valid)
     # record 0 has 5 records before it: no ALP yet (the reference: more than 5 needed); record 1
-    # (6 before) is nearest to 0.4 or 0.6 (tie: the first kept, 0.4 -> 0.3): |0 - 0.3|; record 2
+    # (6 before) is nearest to 0.4 (0.6 is as near in decimals, farther in float32; 0.4 -> 0.3): |0 - 0.3|; record 2
     # to 0.8 (0.5): 0.05; record 3 to record 1 of the same batch (0.5 -> 0.0): 0.3; record 4 is
     # not real: 0.
     np.testing.assert_allclose(np.asarray(alp), [0.0, 0.3, 0.05, 0.3, 0.0], atol=1e-6)
@@ -78,7 +78,7 @@ def test_alp_against_a_hand_computed_history():
 
 
 def test_history_is_a_ring_of_the_newest_records():
-    history = alp_gmm.init_teacher(1, 4, 2, 2).history
+    history = alp_gmm.init_teacher(1, 4, 2, 2, 4).history
     for start in (0, 3):
         values = jnp.arange(start, start + 3, dtype=jnp.float32)[:, None]
         history = alp_gmm.add_records(history, values, values[:, 0], values[:, 0], jnp.ones(3, bool))
@@ -104,6 +104,20 @@ def test_tasks_are_sampled_in_proportion_to_alp():
     np.testing.assert_allclose([float((flat.origin == c).mean()) for c in (0, 1, 2)], [0.5, 0.0, 0.5], atol=0.015)
     none = jax.vmap(lambda k: sample_task(k, uniform_sampler(2, 3)))(jax.random.split(jax.random.key(2), 2000))
     assert bool((none.origin == -1).all()) and abs(float(none.values.mean()) - 0.5) < 0.02
+
+
+def test_a_mixture_component_is_sampled_with_its_mean_and_covariance():
+    # the teacher's path: a fitted mixture -> make_sampler (Cholesky factors) -> sample_task
+    cov = np.array([[0.010, 0.004, 0.0], [0.004, 0.008, -0.002], [0.0, -0.002, 0.005]], np.float32)
+    means = jnp.array([[0.2, 0.2, 0.1], [0.5, 0.45, 0.3]])
+    mixture = gmm.Mixture(jnp.array([0.5, 0.5]), means, jnp.stack([jnp.eye(3) * 0.01, jnp.asarray(cov)]),
+                                  jnp.array([False, True]))
+    sampler = alp_gmm.make_sampler(0.0, [alp_gmm.components(mixture)])
+    tasks = jax.jit(jax.vmap(lambda k: sample_task(k, sampler)))(jax.random.split(jax.random.key(3), 40_000))
+    assert bool((tasks.origin == 1).all())
+    values = np.asarray(tasks.values)  # the ALP coordinate dropped; 4 standard deviations inside the cube
+    np.testing.assert_allclose(values.mean(0), [0.5, 0.45], atol=0.003)
+    np.testing.assert_allclose(np.cov(values.T), cov[:2, :2], atol=4e-4)
 
 
 def test_nearest_students_and_the_expert_they_give():
@@ -155,15 +169,26 @@ def test_the_expert_curriculum_keeps_high_alp_components_and_advances():
 
 
 def test_cond_any_computes_only_where_due_and_matches_a_cond():
+    calls = []
+
     def fn(operand):
         x, key = operand
+        jax.debug.callback(lambda: calls.append(1))
         return x + jax.random.normal(key, x.shape), key
 
     xs, keys = jnp.arange(6.0).reshape(3, 2), jax.random.split(jax.random.key(0), 3)
+    batched = jax.jit(jax.vmap(lambda p, x, k: alp_gmm.cond_any(p, fn, (x, k))))
+    select = jax.jit(jax.vmap(lambda p, x, k: jax.lax.cond(p, fn, lambda o: o, (x, k))))
     for pred in (jnp.array([True, False, True]), jnp.array([False, False, False])):
-        got = jax.jit(jax.vmap(lambda p, x, k: alp_gmm.cond_any(p, fn, (x, k))))(pred, xs, keys)
-        want = jax.jit(jax.vmap(lambda p, x, k: jax.lax.cond(p, fn, lambda o: o, (x, k))))(pred, xs, keys)
-        assert _same(got[0], want[0])
+        calls.clear()
+        got = jax.block_until_ready(batched(pred, xs, keys))
+        jax.effects_barrier()
+        assert (len(calls) > 0) == bool(pred.any())  # computed only when some run is due
+        assert _same(got[0], select(pred, xs, keys)[0])
+    calls.clear()
+    jax.block_until_ready(select(jnp.zeros(3, bool), xs, keys))
+    jax.effects_barrier()
+    assert calls  # a batched lax.cond computes the branch even when no run is due
 
 
 def test_every_finished_episode_is_logged_with_its_task_and_return():
@@ -200,6 +225,36 @@ def test_alp_gmm_runs_vmapped_fits_and_resumes_exactly(tmp_path):
     assert not _same(state.teacher.history.values[0], state.teacher.history.values[1])
 
 
+def _write_classroom(path, log_fits=SMALL["log_fits"]):
+    """A hand-made classroom of 3 students for SPACE and SMALL's test tasks (2-D tasks, K = 3)."""
+    from jaxrl.curricula.task_curriculum import test_task_set
+
+    rng = np.random.default_rng(0)
+    k, d1 = SMALL["max_components"], 3
+    means = rng.random((3, log_fits, k, d1)).astype(np.float32)
+    np.savez(path, pretest=rng.random((3, SMALL["test_tasks"])), final=np.array([2.0, 5.0, 3.0]), means=means,
+             covariances=np.tile(0.01 * np.eye(d1, dtype=np.float32), (3, log_fits, k, 1, 1)),
+             active=np.ones((3, log_fits, k), bool), reward=rng.random((3, log_fits)), num_fits=np.array([4, 6, 8]),
+             task_space=np.asarray("gravity=2:60,force_mag=0.5:20"),
+             test_tasks=np.asarray(test_task_set(2, SMALL["test_tasks"], 12_345).values))
+
+
+@pytest.mark.parametrize("variant", ["R", "P"])
+def test_again_replays_an_expert_and_resumes_exactly(tmp_path, variant):
+    _write_classroom(tmp_path / "classroom.npz")
+    overrides = {**SMALL, "total_steps": 8 * 256, "classroom": str(tmp_path / "classroom.npz"), "pretest_fraction": 0.25,
+                 "again_variant": variant}
+    full = jaxrl.train_run("again", "CartPole-v1", tmp_path / "run", overrides=overrides, env_overrides=SPACE,
+                           num_seeds=2, checkpoint_every=4 * 256, log_every=1)
+    expert = full.state.expert
+    assert np.asarray(expert.student).min() >= 0 and int(expert.count.min()) >= 1  # chosen at update 1 of 8
+    assert np.isfinite(full.metrics["test_mastered"]).any()
+    middle = load_run(tmp_path / "run", step=4 * 256)
+    resumed = jaxrl.train("again", "CartPole-v1", num_seeds=2, overrides=overrides, env_overrides=SPACE,
+                          state=middle.state, start_window=middle.metadata["windows_done"], log_every=1)
+    assert _same(resumed.state, full.state)
+
+
 def test_cli_again_trains_its_classroom_then_eval(tmp_path, capsys):
     settings = [f"--set={k}={v}" for k, v in SMALL.items()] + ["--total-steps", str(8 * 256), "--quiet"]
     space = ["--task-space", "gravity=2:60", "--task-space", "force_mag=0.5:20"]
@@ -221,6 +276,12 @@ def test_cli_again_trains_its_classroom_then_eval(tmp_path, capsys):
     code = main(["ued", "again", "--env", "CartPole-v1", "--task-space", "gravity=2:50", "--classroom", str(classroom),
                  "--out", str(tmp_path / "other"), *settings])
     assert code == 2 and "task space" in capsys.readouterr().err
+    # ... and for its fit log's size
+    _write_classroom(tmp_path / "small.npz", log_fits=4)
+    code = main(["ued", "again", "--env", "CartPole-v1", *space, "--classroom", str(tmp_path / "small.npz"),
+                 "--out", str(tmp_path / "third"), *settings])
+    err = capsys.readouterr().err
+    assert code == 2 and "log_fits=4" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -231,6 +292,8 @@ def test_cli_again_trains_its_classroom_then_eval(tmp_path, capsys):
     (["again", "--task-space", "gravity=1:9"], "again needs a classroom"),
     (["again", "--task-space", "gravity=1:9", "--classroom", "/nonexistent"], "no classroom at /nonexistent"),
     (["plr", "--task-space", "gravity=1:9"], "--task-space goes with dr, alp-gmm or again"),
+    (["alp-gmm", "--task-space", "gravity=1:9", "--classroom-size", "3"], "go with again"),
+    (["again", "--task-space", "gravity=1:9", "--classroom", "x", "--classroom-size", "3"], "not both"),
     (["alp-gmm", "--task-space", "gravity=1:9", "--env-set", "force_mag=uniform:1:2"], "cannot be combined"),
     (["alp-gmm", "--task-space", "gravity=1:9", "--set", "random_ratio=2"], "random_ratio must be in [0, 1]"),
 ])

@@ -23,6 +23,7 @@ from jaxrl.cli.common import add_train_arguments, read_levels_file, run_train
 from jaxrl.core.contract import ConfigError
 
 TASK_CURRICULA = ("alp-gmm", "again")
+CLASSROOM_SEED_OFFSET = 1000  # --classroom-size: the classroom's base seed is --seed + this
 
 
 def add_parser(subparsers: Any) -> None:
@@ -45,7 +46,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--classroom", metavar="DIR", default=None, help=(
         "again: the alp-gmm run whose seeds are the classroom (its classroom.npz)"))
     parser.add_argument("--classroom-size", type=int, default=None, metavar="N", help=(
-        "again without --classroom: first train a classroom of N ALP-GMM students (one vmapped run) into OUT/classroom"))
+        "again without --classroom: first train a classroom of N ALP-GMM students (one vmapped run, base seed "
+        "--seed + 1000) into OUT/classroom; --resume OUT resumes it too if it was cut short"))
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -116,8 +118,12 @@ def run_task_curriculum(args: argparse.Namespace) -> int:
     args.env_set = [*(args.env_set or []), "task_space=" + ",".join(args.task_space)]
     args.algorithm = "task-dr" if args.curriculum == "dr" else args.curriculum
     extra: dict[str, Any] = {}
+    if args.curriculum != "again" and (args.classroom is not None or args.classroom_size is not None):
+        raise ConfigError("--classroom and --classroom-size go with again")
     if args.curriculum == "again":
-        if (args.classroom is None) == (args.classroom_size is None):
+        if args.classroom is not None and args.classroom_size is not None:
+            raise ConfigError("give --classroom DIR or --classroom-size N, not both")
+        if args.classroom is None and args.classroom_size is None:
             raise ConfigError("again needs a classroom: --classroom DIR (an alp-gmm run) or --classroom-size N")
         if args.classroom is not None:
             classroom = Path(args.classroom).expanduser().resolve()
@@ -132,7 +138,10 @@ def run_task_curriculum(args: argparse.Namespace) -> int:
             if args.overwrite or not (classroom / CLASSROOM_FILE).is_file():
                 teacher_args = copy.copy(args)
                 teacher_args.algorithm, teacher_args.seeds, teacher_args.out = "alp-gmm", args.classroom_size, str(classroom)
-                resumable = (classroom / "config.json").exists() and not args.overwrite
+                # other seeds than the new students': seed i of both would otherwise be the same run up to the pre-test
+                teacher_args.seed = args.seed + CLASSROOM_SEED_OFFSET
+                started = (classroom / "config.json").exists() or (classroom / "checkpoints").exists()
+                resumable = started and not args.overwrite
                 teacher_args.resume = str(classroom) if resumable else None
                 teacher_args.set = [item for item in args.set or [] if not item.startswith("classroom=")]
                 print(f"training the classroom: {args.classroom_size} ALP-GMM students -> {classroom}")

@@ -15,8 +15,8 @@ variants:
 * ``T`` (time): the expert's mixture of index records // ``fit_rate``;
 * ``R`` (reward): the next mixture once the mean normalised return of the last
   ``reward_window`` episodes drawn from the expert's components reaches ``tol_ratio`` times what
-  the expert itself got on that mixture (its high-ALP episodes while it was in use); checked at
-  the end of each update rather than after each episode;
+  the expert itself got on that mixture (its last ``reward_window`` high-ALP episodes while it
+  was in use); checked at the end of each update rather than after each episode;
 * ``P`` (pool): all the expert's kept components at once.
 
 ``again`` mixes the expert's components with the student's own live ALP-GMM ones (sampled in
@@ -36,6 +36,7 @@ import numpy as np
 from flax import struct
 
 from jaxrl.core.values import ConfigError
+from jaxrl.curricula.alp_gmm import append_ring
 
 CLASSROOM_FILE = "classroom.npz"
 VARIANTS = ("R", "T", "P")
@@ -49,7 +50,7 @@ class Classroom:
     means: jax.Array  # [S, F, K, dim + 1]
     covariances: jax.Array  # [S, F, K, dim + 1, dim + 1]
     active: jax.Array  # [S, F, K]
-    reward: jax.Array  # [S, F] the student's mean normalised return on its high-ALP episodes of that mixture
+    reward: jax.Array  # [S, F] the student's mean normalised return on its last high-ALP episodes of that mixture
     num_fits: jax.Array  # [S]
 
 
@@ -60,17 +61,17 @@ def save_classroom(path: Path, teacher: Any, pretest: np.ndarray, final: np.ndar
     from jaxrl.driver.rundir import _atomic_write
 
     log = jax.device_get(teacher.log)
-    reward = np.asarray(log.reward_sum) / np.maximum(np.asarray(log.reward_count), 1.0)
     arrays = dict(pretest=np.asarray(pretest), final=np.asarray(final).sum(axis=-1), means=log.means,
-                  covariances=log.covariances, active=log.active, reward=reward,
+                  covariances=log.covariances, active=log.active, reward=log.reward,
                   num_fits=np.minimum(np.asarray(log.count), log.means.shape[1]),
                   task_space=np.asarray(task_space), test_tasks=np.asarray(test_tasks))
     _atomic_write(path, lambda p: np.savez(p.open("wb"), **arrays))
 
 
-def load_classroom(path: str | Path, task_space: str, test_tasks: np.ndarray, max_components: int) -> Classroom:
+def load_classroom(path: str | Path, task_space: str, test_tasks: np.ndarray, max_components: int,
+                   log_fits: int) -> Classroom:
     """The classroom in ``path`` (a ``classroom.npz`` or the run directory holding one), checked
-    against this run's task space, test tasks and mixture size; ``ConfigError`` on one line."""
+    against this run's task space, test tasks, mixture size and fit log; ``ConfigError`` on one line."""
     path = Path(path)
     if path.is_dir():
         path = path / CLASSROOM_FILE
@@ -88,9 +89,12 @@ def load_classroom(path: str | Path, task_space: str, test_tasks: np.ndarray, ma
         raise ConfigError(f"the classroom {path} was trained on the task space {arrays['task_space']}, not {task_space}")
     if arrays["test_tasks"].shape != test_tasks.shape or not np.allclose(arrays["test_tasks"], test_tasks):
         raise ConfigError(f"the classroom {path} was pre-tested on other test tasks (set test_tasks and test_seed as it was)")
-    if arrays["means"].shape[2] != max_components:
-        raise ConfigError(f"the classroom {path} has mixtures of {arrays['means'].shape[2]} components, this run "
+    if arrays["means"].ndim != 4 or arrays["means"].shape[2] != max_components:
+        raise ConfigError(f"the classroom {path} has mixtures of {arrays['means'].shape[2:3]} components, this run "
                           f"max_components={max_components}")
+    if arrays["means"].shape[1] != log_fits:
+        raise ConfigError(f"the classroom {path} logged {arrays['means'].shape[1]} mixtures a student, this run "
+                          f"log_fits={log_fits}: set log_fits={arrays['means'].shape[1]}")
     return Classroom(**{k: jnp.asarray(arrays[k]) for k in needed - {"task_space", "test_tasks"}})
 
 
@@ -162,12 +166,9 @@ def advance(expert: Expert, classroom: Classroom, variant: str, records: jax.Arr
         written = expert.written
         rewards = expert.rewards
     else:
-        window = expert.rewards.shape[0]
-        slot = jnp.where(from_expert, (expert.written + jnp.cumsum(from_expert) - 1) % window, window)
-        rewards = expert.rewards.at[slot].set(returns, mode="drop")
-        written = expert.written + from_expert.sum().astype(jnp.int32)
+        rewards, written = append_ring(expert.rewards, expert.written, returns, from_expert)
         target = classroom.reward[jnp.maximum(expert.student, 0), expert.order[expert.pointer]] * config.tol_ratio
-        move = (written >= window) & (rewards.mean() >= target) & (expert.pointer < last)
+        move = (written >= rewards.shape[0]) & (rewards.mean() >= target) & (expert.pointer < last)
         pointer = jnp.where(move, expert.pointer + 1, expert.pointer)
         written = jnp.where(move, 0, written)
     pointer = jnp.where(started, pointer, expert.pointer)

@@ -5,7 +5,8 @@ state, so that the teacher is compiled, vmapped over seeds and checkpointed with
 * Every finished episode is a record (task, return normalised to [0, 1] by the run's return
   range). Its absolute learning progress is |return - return of the nearest earlier task|
   (Euclidean, one neighbour, over the whole kept history and the earlier records of the same
-  update, in order); 0 while at most 5 records precede it, as in the reference code.
+  update, taken in env-copy order); 0 while at most 5 records precede it, as in the reference
+  code.
 * Once ``fit_rate`` records exist, and again every ``fit_rate`` records, Gaussian mixtures of
   ``min_components``..``max_components`` full-covariance components are fitted by EM to the
   newest ``fit_rate`` (task, ALP) rows and the one of lowest AIC kept (``jaxrl.curricula.gmm``).
@@ -19,9 +20,11 @@ Everything is in unit-cube task coordinates (each parameter's interval mapped on
 the parameters' own units as in the reference: with parameters of different scales the nearest
 neighbour and the mixture would otherwise be dominated by the widest one.
 
-Every fit is logged (``FitLog``): the mixture, the record count when it was made, and the
-returns of the episodes drawn from its components of ALP above ``alp_threshold`` while it was
-in use (AGAIN's expert curricula are read from this log; ``jaxrl.curricula.again``).
+Every fit is logged (``FitLog``, the first ``log_fits`` of them): the mixture, and the mean
+return of the last ``reward_window`` episodes drawn from its components of ALP above
+``alp_threshold`` while it was in use, as the reference's AGAIN measures it (its expert
+curricula are read from this log; ``jaxrl.curricula.again``). A fit that fails (a NaN in every
+candidate mixture) keeps the previous mixture.
 """
 
 from __future__ import annotations
@@ -51,11 +54,10 @@ class History:
 class FitLog:
     means: jax.Array  # [F, K, dim + 1]
     covariances: jax.Array  # [F, K, dim + 1, dim + 1]
-    weights: jax.Array  # [F, K]
     active: jax.Array  # [F, K]
-    records: jax.Array  # [F] the record count when the fit was made
-    reward_sum: jax.Array  # [F] normalised returns of episodes from its high-ALP components
-    reward_count: jax.Array  # [F]
+    reward: jax.Array  # [F] mean normalised return of the last W episodes from its high-ALP components
+    recent: jax.Array  # [W] those returns for the mixture in use (a ring)
+    written: jax.Array  # [] returns written into ``recent`` since that mixture was fitted
     count: jax.Array  # [] fits made (beyond F they are counted, not kept)
 
 
@@ -70,13 +72,25 @@ class Teacher:
         return self.log.count > 0
 
 
-def init_teacher(dim: int, history_size: int, max_components: int, log_fits: int) -> Teacher:
+def init_teacher(dim: int, history_size: int, max_components: int, log_fits: int, reward_window: int) -> Teacher:
     d1, k = dim + 1, max_components
     history = History(jnp.zeros((history_size, dim)), jnp.zeros(history_size), jnp.zeros(history_size), jnp.int32(0))
     log = FitLog(jnp.zeros((log_fits, k, d1)), jnp.broadcast_to(jnp.eye(d1), (log_fits, k, d1, d1)),
-                 jnp.zeros((log_fits, k)), jnp.zeros((log_fits, k), bool), jnp.zeros(log_fits, jnp.int32),
-                 jnp.zeros(log_fits), jnp.zeros(log_fits), jnp.int32(0))
+                 jnp.zeros((log_fits, k), bool), jnp.zeros(log_fits), jnp.zeros(reward_window), jnp.int32(0), jnp.int32(0))
     return Teacher(history, gmm.empty_mixture(k, d1), log)
+
+
+def append_ring(ring: jax.Array, written: jax.Array, values: jax.Array, keep: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``values`` where ``keep`` appended in order to a ring holding the newest ``len(ring)``;
+    ``written`` counts every value ever appended (the ring holds min(written, len) of them)."""
+    size = ring.shape[0]
+    slot = jnp.where(keep, (written + jnp.cumsum(keep) - 1) % size, size)
+    return ring.at[slot].set(values, mode="drop"), written + keep.sum().astype(jnp.int32)
+
+
+def ring_mean(ring: jax.Array, written: jax.Array) -> jax.Array:
+    filled = jnp.arange(ring.shape[0]) < written
+    return jnp.where(filled, ring, 0.0).sum() / jnp.maximum(filled.sum(), 1)
 
 
 def absolute_learning_progress(history: History, values: jax.Array, returns: jax.Array, valid: jax.Array) -> jax.Array:
@@ -120,9 +134,10 @@ def observe(teacher: Teacher, key: jax.Array, values: jax.Array, origins: jax.Ar
     high = (live >= 0) & (live < k) & teacher.mixture.active[jnp.clip(live, 0, k - 1)] \
         & (teacher.mixture.means[jnp.clip(live, 0, k - 1), -1] > config.alp_threshold) & valid
     log = teacher.log
-    current = jnp.where(log.count > 0, log.count - 1, log.reward_sum.shape[0])  # out of range before a fit: dropped
-    log = log.replace(reward_sum=log.reward_sum.at[current].add(jnp.where(high, returns, 0.0).sum(), mode="drop"),
-                      reward_count=log.reward_count.at[current].add(high.sum(), mode="drop"))
+    recent, written = append_ring(log.recent, log.written, returns, high)
+    current = jnp.where(log.count > 0, log.count - 1, log.reward.shape[0])  # out of range before a fit: dropped
+    log = log.replace(recent=recent, written=written,
+                      reward=log.reward.at[current].set(ring_mean(recent, written), mode="drop"))
     teacher = teacher.replace(history=history, log=log)
     old, new = history.count - valid.sum(), history.count
     due = (new >= config.fit_rate) & (new // config.fit_rate > old // config.fit_rate)
@@ -131,13 +146,14 @@ def observe(teacher: Teacher, key: jax.Array, values: jax.Array, origins: jax.Ar
         teacher, key = operand
         mixture, _ = gmm.fit_best(key, newest(teacher.history, config.fit_rate), min_components=config.min_components,
                                   max_components=config.max_components)
+        finite = jnp.isfinite(mixture.means).all() & jnp.isfinite(mixture.covariances).all()
+        mixture = jax.tree.map(lambda new, old: jnp.where(finite, new, old), mixture, teacher.mixture)
         log, slot = teacher.log, teacher.log.count
         log = log.replace(
             means=log.means.at[slot].set(mixture.means, mode="drop"),
             covariances=log.covariances.at[slot].set(mixture.covariances, mode="drop"),
-            weights=log.weights.at[slot].set(mixture.weights, mode="drop"),
             active=log.active.at[slot].set(mixture.active, mode="drop"),
-            records=log.records.at[slot].set(teacher.history.count, mode="drop"), count=log.count + 1)
+            written=jnp.int32(0), count=log.count + 1)
         return teacher.replace(mixture=mixture, log=log), key
 
     if fits:
@@ -152,7 +168,7 @@ def cond_any(pred: jax.Array, fn: Any, operand: Any) -> Any:
     """``fn(operand)`` where ``pred``, else ``operand``. Under ``vmap`` a ``lax.cond`` with a
     batched predicate becomes a select that computes ``fn`` for every run at every call; here
     the batched version computes it (for all runs, kept where ``pred``) only in the calls where
-    some run's ``pred`` holds. A mixture fit costs about 26 ms a run on this 2-core CPU, and a
+    some run's ``pred`` holds. A mixture fit costs about 32 ms a run on this 2-core CPU, and a
     run is due once in tens of updates, so this saves most of it. ``fn`` must not close over
     values that are batched (pass them in ``operand``)."""
 

@@ -162,9 +162,3 @@ def fit_best(key: jax.Array, x: jax.Array, *, min_components: int = 2, max_compo
     mixtures, aics = jax.vmap(fit)(keys, ks)
     best = jnp.argmin(jnp.where(jnp.isnan(aics), jnp.inf, aics))  # a fit that broke down is never chosen
     return jax.tree.map(lambda a: a[best], mixtures), ks[best]
-
-
-def sample(key: jax.Array, mixture: Mixture, component) -> jax.Array:
-    """One draw [D] from the Gaussian of ``component``."""
-    chol = jnp.linalg.cholesky(mixture.covariances[component])
-    return mixture.means[component] + chol @ jax.random.normal(key, mixture.means.shape[1:])

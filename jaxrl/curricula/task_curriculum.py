@@ -57,7 +57,7 @@ class TaskCurriculumConfig(ppo.PPOConfig):
     max_components: int = 10
     alp_threshold: float = 0.2  # components above it are "high ALP" (AGAIN's expert curricula)
     history_size: int = 10_000  # records kept for the nearest-neighbour ALP
-    log_fits: int = 128  # mixtures kept in the fit log
+    log_fits: int = 128  # mixtures kept in the fit log (the first ones; AGAIN replays those)
     log_size: int = 16  # finished episodes per env copy per update the teacher reads
     test_tasks: int = 64
     test_seed: int = 12_345
@@ -68,7 +68,7 @@ class TaskCurriculumConfig(ppo.PPOConfig):
     again_mode: str = "again"  # again (expert + live ALP-GMM) | in (expert alone)
     again_k: int = 5
     again_random_ratio: float = 0.02
-    reward_window: int = 50
+    reward_window: int = 50  # AGAIN-R: episodes whose mean return is compared with the expert's (reference 50)
     tol_ratio: float = 1.0
 
 
@@ -126,9 +126,11 @@ def build(config: TaskCurriculumConfig, env: TaskEpisodes) -> Agent:
     test = test_task_set(space.dim, config.test_tasks, config.test_seed)
     classroom = None
     if config.teacher == "again":
-        classroom = ag.load_classroom(config.classroom, space.text, np.asarray(test.values), k)
+        classroom = ag.load_classroom(config.classroom, space.text, np.asarray(test.values), k, config.log_fits)
     expert_offset = k  # sampler components: [live ALP-GMM | expert]
     horizon = int(getattr(env.env.default_params, "max_steps_in_episode", 1000))
+    if "max_steps_in_episode" in space.names:  # the longest episode a task allows
+        horizon = max(horizon, int(space.high[space.names.index("max_steps_in_episode")]))
     play = episodes(play_env, lambda p, obs, key: inner.act(p, obs, key, True), config.test_tasks, horizon)
 
     def test_returns(agent_state, key):
@@ -138,7 +140,7 @@ def build(config: TaskCurriculumConfig, env: TaskEpisodes) -> Agent:
     def init(key, hparams, env_params):
         agent_key, key = jax.random.split(key)
         agent_state = inner.init(agent_key, hparams, env_params)
-        teacher = alp_gmm.init_teacher(space.dim, config.history_size, k, config.log_fits)
+        teacher = alp_gmm.init_teacher(space.dim, config.history_size, k, config.log_fits, config.reward_window)
         expert = ag.no_expert(config.log_fits, k, config.reward_window)
         zeros = jnp.zeros(config.test_tasks)
         return TaskCurriculumState(agent_state, teacher, expert, zeros, zeros, key)
