@@ -4,12 +4,16 @@
     jaxrl ued accel --env maze --set replay_prob=0.9 --set num_edits=3 --out runs/a
     jaxrl ued dr --env maze --levels my_mazes.txt --out runs/fixed     # train on a fixed set
     jaxrl eval runs/u --levels holdouts.txt                             # solve rate on levels
+    jaxrl ued alp-gmm --env CartPole-v1 --task-space gravity=2:200 --task-space force_mag=0.5:30 --seeds 10 --out runs/c
+    jaxrl ued again --env CartPole-v1 --task-space gravity=2:200 --task-space force_mag=0.5:30 --classroom runs/c
 
 It takes `jaxrl train`'s options (checkpoints with the level buffer, ``--resume``); after
 training it evaluates every seed on the environment's holdout levels (the kit's own layouts) and
 on random solvable levels, greedy (one episode a level) and sampled (10 attempts a level), writes
 ``ued_eval.json``, and pictures of the buffer's highest-scoring levels
-(``buffer_levels.png``) and of one episode (``episode.gif``).
+(``buffer_levels.png``) and of one episode (``episode.gif``). With a continuous ``--task-space``
+(``alp-gmm``, ``again``, ``dr``) it writes ``task_eval.json`` (the share of held-out tasks each seed
+masters) and, for ``alp-gmm``, the classroom its seeds form (``classroom.npz``).
 """
 
 from __future__ import annotations

@@ -80,11 +80,16 @@ def init_teacher(dim: int, history_size: int, max_components: int, log_fits: int
     return Teacher(history, gmm.empty_mixture(k, d1), log)
 
 
+def ring_slots(written: jax.Array, keep: jax.Array, size: int) -> jax.Array:
+    """Where the entries marked by ``keep`` go, in order, in a ring of ``size`` that has had
+    ``written`` values (``size``, out of range, for the others: writes with mode="drop" skip them)."""
+    return jnp.where(keep, (written + jnp.cumsum(keep) - 1) % size, size)
+
+
 def append_ring(ring: jax.Array, written: jax.Array, values: jax.Array, keep: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``values`` where ``keep`` appended in order to a ring holding the newest ``len(ring)``;
     ``written`` counts every value ever appended (the ring holds min(written, len) of them)."""
-    size = ring.shape[0]
-    slot = jnp.where(keep, (written + jnp.cumsum(keep) - 1) % size, size)
+    slot = ring_slots(written, keep, ring.shape[0])
     return ring.at[slot].set(values, mode="drop"), written + keep.sum().astype(jnp.int32)
 
 
@@ -109,8 +114,7 @@ def absolute_learning_progress(history: History, values: jax.Array, returns: jax
 
 def add_records(history: History, values: jax.Array, returns: jax.Array, alp: jax.Array, valid: jax.Array) -> History:
     """The valid records appended in order (the oldest overwritten once the ring is full)."""
-    size = history.returns.shape[0]
-    slot = jnp.where(valid, (history.count + jnp.cumsum(valid) - 1) % size, size)
+    slot = ring_slots(history.count, valid, history.returns.shape[0])
     return History(history.values.at[slot].set(values, mode="drop"), history.returns.at[slot].set(returns, mode="drop"),
                    history.alp.at[slot].set(alp, mode="drop"), history.count + valid.sum().astype(jnp.int32))
 
@@ -122,17 +126,17 @@ def newest(history: History, n: int) -> jax.Array:
 
 
 def observe(teacher: Teacher, key: jax.Array, values: jax.Array, origins: jax.Array, returns: jax.Array,
-            valid: jax.Array, config: Any, live_offset: int = 0, fits: bool = True) -> tuple[Teacher, dict[str, jax.Array]]:
+            valid: jax.Array, config: Any, fits: bool = True) -> tuple[Teacher, dict[str, jax.Array]]:
     """The teacher after the records of one update (``origins``: the sampler's component of each,
-    live components from ``live_offset``), refitted when the record count crossed a multiple of
+    its own mixture's components first), refitted when the record count crossed a multiple of
     ``config.fit_rate`` (under ``vmap``, in the updates where some seed is due: ``cond_any``),
     unless ``fits`` is False (a uniform teacher keeps the history for its diagnostics only)."""
     alp = absolute_learning_progress(teacher.history, values, returns, valid)
     history = add_records(teacher.history, values, returns, alp, valid)
-    live = origins - live_offset
     k = teacher.mixture.weights.shape[0]
-    high = (live >= 0) & (live < k) & teacher.mixture.active[jnp.clip(live, 0, k - 1)] \
-        & (teacher.mixture.means[jnp.clip(live, 0, k - 1), -1] > config.alp_threshold) & valid
+    own = jnp.clip(origins, 0, k - 1)
+    high = (origins >= 0) & (origins < k) & teacher.mixture.active[own] \
+        & (teacher.mixture.means[own, -1] > config.alp_threshold) & valid
     log = teacher.log
     recent, written = append_ring(log.recent, log.written, returns, high)
     current = jnp.where(log.count > 0, log.count - 1, log.reward.shape[0])  # out of range before a fit: dropped
